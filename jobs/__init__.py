@@ -1,0 +1,1 @@
+"""Vigil's Flink jobs: one module per job, each with build_pipeline(...) and main(argv)."""

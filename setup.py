@@ -1,0 +1,20 @@
+"""Vigil: real-time analytics and fraud detection for multi-tenant e-commerce on Apache Flink."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vigil",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10,<3.12",
+    packages=find_packages(include=["vigil", "vigil.*", "jobs", "udfs"]),
+    package_data={"vigil": ["schemas/*.avsc", "schemas/*.json", "schemas/foreign/*.avsc"]},
+    # Direct dependencies, pinned; requirements.lock pins the whole tree (`make setup` uses it).
+    install_requires=[
+        "apache-flink==2.2.1",
+        "confluent-kafka==2.16.1",
+        "fastavro==1.13.1",
+    ],
+    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0"]},
+    entry_points={"console_scripts": ["vigil=vigil.cli:main"]},
+)

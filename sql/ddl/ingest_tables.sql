@@ -1,0 +1,99 @@
+-- Kafka tables of the ingest job (jobs/ingest.py). Placeholders are filled in from IngestConfig.
+--
+-- raw_events: events.raw as bytes, exactly as producers wrote them (Confluent wire format, Avro).
+--   Decoding happens in the validation UDF so that undecodable bytes reach the DLQ with a reason
+--   (a format-level decoder would fail the job or skip them silently).
+--   Event time: the Kafka record timestamp (producers set it to event_time; vigil.serde does).
+--   Watermarks are per partition, bounded out-of-orderness ${out_of_orderness_s} s.
+CREATE TABLE raw_events (
+  record_key BYTES,
+  payload BYTES,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  proc_time AS PROCTIME(),
+  WATERMARK FOR kafka_ts AS kafka_ts - INTERVAL '${out_of_orderness_s}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${raw_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.max.partition.fetch.bytes' = '4194304',
+  'scan.startup.mode' = 'group-offsets',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.bounded.mode' = '${bounded_mode}',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- clean_events: accepted, de-duplicated events; key tenant_id:user_id keeps per-user order.
+-- Exactly-once: Kafka transactions committed on checkpoint completion.
+CREATE TABLE clean_events (
+  record_key STRING,
+  event_id STRING,
+  event_time TIMESTAMP_LTZ(3),
+  tenant_id STRING,
+  merchant_id STRING,
+  user_id STRING,
+  session_id STRING,
+  device_id STRING,
+  ip STRING,
+  card_fingerprint STRING,
+  event_type STRING,
+  status STRING,
+  amount DECIMAL(18, 4),
+  currency STRING,
+  country STRING,
+  latitude DOUBLE,
+  longitude DOUBLE,
+  product_id STRING,
+  category STRING,
+  schema_version INT,
+  source_partition INT,
+  source_offset BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${clean_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-clean',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'value.json.encode.decimal-as-plain-number' = 'true',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- dlq_events: every rejected record with its reason and its original bytes (base64 in JSON).
+CREATE TABLE dlq_events (
+  record_key BYTES,
+  reason STRING,
+  detail STRING,
+  tenant_id STRING,
+  event_id STRING,
+  source_topic STRING,
+  source_partition INT,
+  source_offset BIGINT,
+  source_timestamp TIMESTAMP_LTZ(3),
+  payload BYTES,
+  payload_size INT,
+  job STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${dlq_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'properties.max.request.size' = '8388608',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-dlq',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'EXCEPT_KEY'
+);

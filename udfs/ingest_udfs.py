@@ -1,0 +1,120 @@
+"""PyFlink adapters for the ingest job: thin wrappers around udfs.validation, plus metrics.
+
+`ValidateEvent` turns a Kafka record into a ROW (verdict + event fields) and counts validation
+rejections; `CountRejection` counts the rejections Flink SQL decides later (late_event,
+duplicate) as they are routed (it returns its input). Metrics:
+  vigil_ingest_records{tenant}                       every record seen by validation
+  vigil_ingest_rejected{reason, tenant}              every record routed to events.dlq
+Tenant labels are bounded per subtask (udfs/metric_labels.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.common import Row
+from pyflink.table import DataTypes
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
+
+from udfs.metric_labels import BoundedLabels
+from udfs.validation import ValidationRules, to_millis, validate
+
+EVENT_FIELDS = [
+    ("event_id", DataTypes.STRING()), ("event_time_ms", DataTypes.BIGINT()),
+    ("tenant_id", DataTypes.STRING()), ("merchant_id", DataTypes.STRING()),
+    ("user_id", DataTypes.STRING()), ("session_id", DataTypes.STRING()),
+    ("device_id", DataTypes.STRING()), ("ip", DataTypes.STRING()),
+    ("card_fingerprint", DataTypes.STRING()), ("event_type", DataTypes.STRING()),
+    ("status", DataTypes.STRING()), ("amount", DataTypes.DECIMAL(18, 4)),
+    ("currency", DataTypes.STRING()), ("country", DataTypes.STRING()),
+    ("latitude", DataTypes.DOUBLE()), ("longitude", DataTypes.DOUBLE()),
+    ("product_id", DataTypes.STRING()), ("category", DataTypes.STRING()),
+    ("schema_version", DataTypes.INT()),
+]
+VERDICT_TYPE = DataTypes.ROW(
+    [DataTypes.FIELD("reason", DataTypes.STRING()), DataTypes.FIELD("detail", DataTypes.STRING()),
+     DataTypes.FIELD("payload_size", DataTypes.INT())]
+    + [DataTypes.FIELD(name, dtype) for name, dtype in EVENT_FIELDS])
+_EMPTY_EVENT = [None] * len(EVENT_FIELDS)
+
+
+def _row_values(event: dict) -> list:
+    values = []
+    for name, _ in EVENT_FIELDS:
+        if name == "event_time_ms":
+            value = event.get("event_time")
+            values.append(None if value is None else to_millis(value))
+        else:
+            values.append(event.get(name))
+    return values
+
+
+class _TenantCounters:
+    """Counters keyed by (reason, tenant label), created on first use; None reason = all records."""
+
+    def __init__(self, function_context: FunctionContext, capacity: int):
+        self._group = function_context.get_metric_group()
+        self._labels = BoundedLabels(capacity)
+        self._counters = {}
+
+    def inc(self, reason: str | None, tenant: str | None) -> None:
+        key = (reason, self._labels.label(tenant))
+        counter = self._counters.get(key)
+        if counter is None:
+            if reason is None:
+                counter = self._group.add_group("tenant", key[1]).counter("vigil_ingest_records")
+            else:
+                counter = (self._group.add_group("reason", reason).add_group("tenant", key[1])
+                           .counter("vigil_ingest_rejected"))
+            self._counters[key] = counter
+        counter.inc()
+
+
+class ValidateEvent(ScalarFunction):
+    def __init__(self, rules: ValidationRules, tenant_label_capacity: int):
+        self.rules = rules
+        self.tenant_label_capacity = tenant_label_capacity
+
+    def open(self, function_context: FunctionContext):
+        self._counters = _TenantCounters(function_context, self.tenant_label_capacity)
+
+    def is_deterministic(self) -> bool:
+        # The event-time skew rule reads the wall clock. Declaring it also stops the planner from
+        # evaluating it once per consumer of the verdicts view: one call per record.
+        return False
+
+    def eval(self, payload, key):
+        verdict = validate(payload, key, int(time.time() * 1000), self.rules)
+        event = verdict.event
+        tenant = event.get("tenant_id") if event and verdict.reason != "invalid_identifier" else None
+        self._counters.inc(None, tenant)
+        if verdict.reason is not None:
+            self._counters.inc(verdict.reason, tenant)
+        values = _row_values(event) if event else _EMPTY_EVENT
+        return Row(verdict.reason, verdict.detail, len(payload or b""), *values)
+
+
+class CountRejection(ScalarFunction):
+    def __init__(self, tenant_label_capacity: int):
+        self.tenant_label_capacity = tenant_label_capacity
+
+    def open(self, function_context: FunctionContext):
+        self._counters = _TenantCounters(function_context, self.tenant_label_capacity)
+
+    def is_deterministic(self) -> bool:
+        # It has a side effect (metrics): the planner must call it once per routed record.
+        return False
+
+    def eval(self, reason, tenant):
+        self._counters.inc(reason, tenant)
+        return reason
+
+
+def validate_event_udf(rules: ValidationRules, tenant_label_capacity: int):
+    return udf(ValidateEvent(rules, tenant_label_capacity),
+               input_types=[DataTypes.BYTES(), DataTypes.BYTES()], result_type=VERDICT_TYPE)
+
+
+def count_rejection_udf(tenant_label_capacity: int):
+    return udf(CountRejection(tenant_label_capacity), input_types=[DataTypes.STRING(), DataTypes.STRING()],
+               result_type=DataTypes.STRING())

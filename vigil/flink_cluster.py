@@ -1,0 +1,178 @@
+"""A local Flink standalone session cluster from the apache-flink wheel.
+
+The JobManager and each TaskManager run in the foreground of their own process (started with
+`bin/jobmanager.sh start-foreground`, which execs the JVM), so the pid files under
+`<state>/flink/` hold the JVM pids. Configuration is rendered from infra/flink/ into
+`<state>/flink/conf` (FLINK_CONF_DIR); the installed package is never edited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from vigil import procs
+from vigil.paths import PROJECT_ROOT, state_dir, sub
+
+TEMPLATE = PROJECT_ROOT / "infra" / "flink" / "config.yaml.template"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    rest_port: int = int(os.environ.get("VIGIL_FLINK_REST_PORT", "8081"))
+    jobmanager_memory: str = os.environ.get("VIGIL_JM_MEMORY", "1024m")
+    taskmanager_memory: str = os.environ.get("VIGIL_TM_MEMORY", "1728m")
+    slots: int = int(os.environ.get("VIGIL_TM_SLOTS", "2"))
+    metrics_ports: str = "9250-9260"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+
+def flink_home() -> Path:
+    import pyflink
+    return Path(pyflink.__file__).resolve().parent
+
+
+def home() -> Path:
+    return sub(state_dir(), "flink")
+
+
+def checkpoint_dir() -> Path:
+    return sub(home(), "checkpoints")
+
+
+def savepoint_dir() -> Path:
+    return sub(home(), "savepoints")
+
+
+def _conf_dir(settings: ClusterSettings) -> Path:
+    conf = sub(home(), "conf")
+    default_conf = flink_home() / "conf"
+    for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties"):
+        shutil.copy(default_conf / name, conf / name)
+    java_opts = _default_java_opts(default_conf / "config.yaml")
+    text = Template(TEMPLATE.read_text()).substitute(
+        java_opts=java_opts, jobmanager_memory=settings.jobmanager_memory,
+        taskmanager_memory=settings.taskmanager_memory, slots=settings.slots,
+        rest_port=settings.rest_port, checkpoint_uri=checkpoint_dir().as_uri(),
+        savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports)
+    (conf / "config.yaml").write_text(text)
+    return conf
+
+
+def _default_java_opts(default_config: Path) -> str:
+    """The --add-opens/--add-exports flags the wheel's own config sets (Flink needs them on Java 17)."""
+    for line in default_config.read_text().splitlines():
+        if line.strip().startswith("all: --add-"):
+            return line.split("all:", 1)[1].strip()
+    return ""
+
+
+def _lib_dir() -> Path:
+    """The wheel's lib/ plus opt/flink-python: a standalone cluster needs the Python operators on
+    its classpath to run PyFlink jobs (the wheel keeps that jar in opt/). Links, not copies."""
+    lib = sub(home(), "lib")
+    wanted = {p.name: p for p in (flink_home() / "lib").glob("*.jar")}
+    wanted.update({p.name: p for p in (flink_home() / "opt").glob("flink-python-*.jar")})
+    for existing in lib.iterdir():
+        if existing.name not in wanted or existing.resolve() != wanted[existing.name]:
+            existing.unlink()
+    for name, target in wanted.items():
+        if not (lib / name).exists():
+            (lib / name).symlink_to(target)
+    return lib
+
+
+def environment(settings: ClusterSettings = ClusterSettings()) -> dict[str, str]:
+    """Environment for Flink's scripts (bin/flink too): our conf, lib, logs and pid folders."""
+    env = dict(os.environ)
+    env.update(FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(_conf_dir(settings)),
+               FLINK_LIB_DIR=str(_lib_dir()),
+               FLINK_LOG_DIR=str(sub(home(), "log")), FLINK_PID_DIR=str(sub(home(), "pid")))
+    return env
+
+
+def _tm_pid_files() -> list[Path]:
+    return sorted(sub(home(), "pid").glob("taskmanager-*.pid"))
+
+
+def taskmanager_pids() -> list[int]:
+    return [pid for f in _tm_pid_files() if procs.is_alive(pid := procs.read_pid(f))]
+
+
+def _jm_pid_file() -> Path:
+    return sub(home(), "pid") / "jobmanager.pid"
+
+
+def rest(path: str, settings: ClusterSettings = ClusterSettings(), method: str = "GET",
+         body: dict | None = None, timeout: float = 5):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(settings.rest_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _overview(settings: ClusterSettings) -> dict | None:
+    try:
+        return rest("/overview", settings, timeout=2)
+    except OSError:
+        return None
+
+
+def is_running(settings: ClusterSettings = ClusterSettings()) -> bool:
+    return procs.is_alive(procs.read_pid(_jm_pid_file())) and _overview(settings) is not None
+
+
+def start_taskmanager(settings: ClusterSettings = ClusterSettings(), log=print) -> int:
+    """Start one more TaskManager process and wait until the JobManager counts it."""
+    env = environment(settings)
+    before = (_overview(settings) or {}).get("taskmanagers", 0)
+    index = 1 + max([int(f.stem.split("-")[1]) for f in _tm_pid_files()] or [0])
+    pid = procs.spawn([str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"],
+                      sub(home(), "log") / f"taskmanager-{index}.out",
+                      sub(home(), "pid") / f"taskmanager-{index}.pid", env=env)
+    procs.wait_until(lambda: (_overview(settings) or {}).get("taskmanagers", 0) > before, 90,
+                     "the new TaskManager to register")
+    log(f"flink: TaskManager {index} registered (pid {pid})")
+    return pid
+
+
+def start(settings: ClusterSettings = ClusterSettings(), taskmanagers: int = 1, log=print) -> None:
+    if is_running(settings):
+        log(f"flink: already running, REST {settings.rest_url}")
+        return
+    if procs.port_open("127.0.0.1", settings.rest_port):
+        raise RuntimeError(f"port {settings.rest_port} is taken by a process this project did not "
+                           "start; set VIGIL_FLINK_REST_PORT")
+    for stale in _tm_pid_files():
+        stale.unlink()
+    env = environment(settings)
+    log(f"flink: starting JobManager, REST {settings.rest_url} (logs: {home() / 'log'})")
+    procs.spawn([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground"],
+                sub(home(), "log") / "jobmanager.out", _jm_pid_file(), env=env)
+    procs.wait_until(lambda: _overview(settings) is not None, 90, "the Flink REST API")
+    for _ in range(taskmanagers):
+        start_taskmanager(settings, log)
+    log(f"flink: ready, web UI {settings.rest_url}")
+
+
+def stop(log=print) -> None:
+    stopped = [procs.stop(f) for f in _tm_pid_files()] + [procs.stop(_jm_pid_file())]
+    log("flink: stopped" if any(stopped) else "flink: not running")
+
+
+def status(settings: ClusterSettings = ClusterSettings()) -> str:
+    overview = _overview(settings)
+    if not is_running(settings) or overview is None:
+        return "flink: stopped"
+    return (f"flink: running, REST {settings.rest_url}, {overview['taskmanagers']} TaskManager(s), "
+            f"{overview['slots-available']}/{overview['slots-total']} slots free, "
+            f"{overview['jobs-running']} job(s) running")

@@ -1,0 +1,85 @@
+"""Starting, checking and stopping the local services' processes, by pid file.
+
+Only processes this project started (recorded in a pid file under the state folder) are ever
+signalled: `stop` never searches for processes by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def spawn(cmd: Sequence[str], log_file: Path, pid_file: Path, env: dict | None = None,
+          cwd: Path | None = None) -> int:
+    """Start `cmd` detached in its own session, output appended to `log_file`; record its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(pid_file: Path, timeout: float = 30.0) -> bool:
+    """SIGTERM the recorded process, SIGKILL it after `timeout`; True if something was stopped."""
+    pid = read_pid(pid_file)
+    if not is_alive(pid):
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not is_alive(pid), timeout, f"pid {pid} to exit")
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not is_alive(pid), 10, f"pid {pid} to die")
+    pid_file.unlink(missing_ok=True)
+    return True

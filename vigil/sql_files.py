@@ -1,0 +1,39 @@
+"""Loading the Flink SQL under sql/: placeholders filled in, statements split.
+
+Placeholders are `${name}`; values are quoted for use inside SQL string literals, so a value can
+never end a literal. A statement ends with `;` at the end of a line; `--` comments are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+from vigil.paths import PROJECT_ROOT
+
+SQL_DIR = PROJECT_ROOT / "sql"
+
+
+def render(relative_path: str, **values) -> list[str]:
+    text = (SQL_DIR / relative_path).read_text()
+    quoted = {k: str(v).replace("'", "''") for k, v in values.items()}
+    rendered = Template(text).substitute(quoted)
+    statements, current = [], []
+    for line in rendered.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";") and not line.lstrip().startswith("--"):
+            statement = "\n".join(current).strip().rstrip(";").strip()
+            if _has_code(statement):
+                statements.append(statement)
+            current = []
+    if _has_code("\n".join(current)):
+        raise ValueError(f"{relative_path}: the last statement does not end with ';'")
+    return statements
+
+
+def _has_code(text: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+
+
+def path_of(relative_path: str) -> Path:
+    return SQL_DIR / relative_path

@@ -1,0 +1,53 @@
+"""Kafka topics of the platform: names, partitions, settings, and idempotent creation.
+
+Partition counts are sized for the local machine; docs/adr/0001 says how they scale (the key
+tenant_id:user_id spreads skewed tenants over partitions while keeping each user's order).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+RAW = "events.raw"
+CLEAN = "events.clean"
+DLQ = "events.dlq"
+LABELS = "labels.scenarios"
+
+_PARTITIONS = int(os.environ.get("VIGIL_PARTITIONS", "4"))
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = _PARTITIONS
+    config: dict = field(default_factory=dict)
+
+
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+TOPICS = (
+    TopicSpec(RAW, config={"retention.ms": WEEK_MS, "max.message.bytes": "2097152"}),
+    TopicSpec(CLEAN, config={"retention.ms": WEEK_MS}),
+    # The DLQ keeps original bytes (base64) of payloads up to 2 MiB, so its records are larger.
+    TopicSpec(DLQ, config={"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": "8388608"}),
+    TopicSpec(LABELS, partitions=1, config={"retention.ms": "-1"}),
+)
+
+
+def ensure_topics(bootstrap: str, specs=TOPICS, log=print) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+           for s in specs if s.name not in existing]
+    if not new:
+        return
+    for name, future in admin.create_topics(new).items():
+        try:
+            future.result()
+            log(f"topic {name}: created")
+        except Exception as exc:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
