@@ -42,6 +42,11 @@ class IngestConfig:
     group_id: str = "vigil-ingest"
     transactional_id_prefix: str = "vigil-ingest"
     bounded: bool = False                 # stop at the end offsets found at start (demo, tests)
+    # Explicit offsets "partition:0,offset:42;partition:1,offset:7" (Flink's format): where to
+    # start on a first run (default: the group's committed offsets, else earliest) and where to
+    # stop (implies bounded). A restored job always resumes from its checkpoint instead.
+    start_offsets: str | None = None
+    stop_offsets: str | None = None
     out_of_orderness_s: int = 5
     dedup_ttl: str = "1 h"
     transaction_timeout_ms: int = 900_000
@@ -61,6 +66,8 @@ class IngestConfig:
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix,
                        help="stable per job: changing it orphans open transactions")
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
+        p.add_argument("--start-offsets", help="'partition:0,offset:42;partition:1,offset:7'")
+        p.add_argument("--stop-offsets", help="same format; stop there (a bounded run)")
         p.add_argument("--out-of-orderness", type=int, default=d.out_of_orderness_s, metavar="SECONDS")
         p.add_argument("--dedup-ttl", default=d.dedup_ttl, help="de-duplication horizon, e.g. '1 h'")
         p.add_argument("--tenant-label-capacity", type=int, default=d.tenant_label_capacity,
@@ -76,12 +83,30 @@ class IngestConfig:
         return IngestConfig(
             bootstrap=a.bootstrap, raw_topic=a.raw_topic, clean_topic=a.clean_topic,
             dlq_topic=a.dlq_topic, group_id=a.group_id, transactional_id_prefix=a.transactional_id_prefix,
-            bounded=a.bounded, out_of_orderness_s=a.out_of_orderness, dedup_ttl=a.dedup_ttl,
+            bounded=a.bounded or a.stop_offsets is not None, start_offsets=a.start_offsets,
+            stop_offsets=a.stop_offsets, out_of_orderness_s=a.out_of_orderness, dedup_ttl=a.dedup_ttl,
             tenant_label_capacity=a.tenant_label_capacity,
             rules=ValidationRules(max_payload_bytes=a.max_payload_bytes),
             flink=FlinkSettings(parallelism=a.parallelism, checkpoint_interval_ms=a.checkpoint_interval_ms,
                                 checkpoint_dir=a.checkpoint_dir, state_backend=a.state_backend,
                                 python_mode=a.python_mode))
+
+
+def offsets_options(config: IngestConfig) -> str:
+    """The Kafka source's startup/bounded options as SQL WITH entries."""
+    options = {"scan.startup.mode": "group-offsets"}
+    if config.start_offsets:
+        options = {"scan.startup.mode": "specific-offsets", "scan.startup.specific-offsets": config.start_offsets}
+    if config.stop_offsets:
+        options.update({"scan.bounded.mode": "specific-offsets", "scan.bounded.specific-offsets": config.stop_offsets})
+    elif config.bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    return sql_files.Fragment(",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items()))
+
+
+def format_offsets(offsets: dict[int, int]) -> str:
+    """{0: 42, 1: 7} -> 'partition:0,offset:42;partition:1,offset:7'."""
+    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(offsets.items()))
 
 
 def create_kafka_tables(t_env, config: IngestConfig) -> None:
@@ -90,8 +115,7 @@ def create_kafka_tables(t_env, config: IngestConfig) -> None:
             clean_topic=config.clean_topic, dlq_topic=config.dlq_topic, group_id=config.group_id,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
-            out_of_orderness_s=config.out_of_orderness_s,
-            bounded_mode="latest-offset" if config.bounded else "unbounded"):
+            out_of_orderness_s=config.out_of_orderness_s, offsets_options=offsets_options(config)):
         t_env.execute_sql(statement)
 
 

@@ -50,7 +50,10 @@ class FlinkSettings:
             "restart-strategy.type": "exponential-delay",
             "restart-strategy.exponential-delay.initial-backoff": "1 s",
             "restart-strategy.exponential-delay.max-backoff": "30 s",
-            "table.exec.source.idle-timeout": "5 s",
+            # No source idleness: while a job catches up on a backlog, Kafka partitions are read
+            # unevenly, and an "idle" partition would let the others' watermark run ahead and
+            # mark its events late. A silent partition stalls the watermark instead (docs/adr/0002).
+            "table.exec.source.idle-timeout": "0 ms",
         }
         if self.checkpoint_dir:
             conf["execution.checkpointing.dir"] = self.checkpoint_dir

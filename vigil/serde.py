@@ -19,10 +19,12 @@ import json
 import struct
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import fastavro
 from fastavro.read import SchemaResolutionError
+
+from vigil import avro_codec
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 MAGIC_BYTE = 0
@@ -54,7 +56,7 @@ class LocalSchemaCatalog:
     def __init__(self, index_file: Path = SCHEMA_DIR / "catalog.json"):
         index = json.loads(index_file.read_text())
         self._files = {int(k): v for k, v in index["ids"].items()}
-        self._reader_file = index["reader"]
+        self._reader_id = next(i for i, f in self._files.items() if f == index["reader"])
         self._parsed: dict[int, Any] = {}
 
     def writer_schema(self, schema_id: int) -> Any:
@@ -64,11 +66,8 @@ class LocalSchemaCatalog:
             self._parsed[schema_id] = fastavro.parse_schema(load_schema(self._files[schema_id]))
         return self._parsed[schema_id]
 
-    def id_of(self, relative_path: str) -> int:
-        return next(i for i, f in self._files.items() if f == relative_path)
-
     def id_of_reader(self) -> int:
-        return self.id_of(self._reader_file)
+        return self._reader_id
 
     def reader_schema(self) -> Any:
         return self.writer_schema(self.id_of_reader())
@@ -79,12 +78,37 @@ def default_catalog() -> LocalSchemaCatalog:
     return LocalSchemaCatalog()
 
 
+def record_timestamp(event_time_ms: int, sent_at_ms: int) -> int:
+    """The Kafka record timestamp producers must set: the event time, but never later than the
+    moment the record is sent. Jobs take event-time watermarks from record timestamps, so one
+    device with a clock hours ahead must not push the watermark into the future (which would make
+    every other event late); its event_time field is still checked and rejected by ingest.
+
+    >>> record_timestamp(1_000, 5_000), record_timestamp(9_000, 5_000)
+    (1000, 5000)
+    """
+    return min(event_time_ms, sent_at_ms)
+
+
+_ENCODERS: dict[tuple[int, int], Callable[[dict, bytes], bytes] | None] = {}
+
+
 def encode(record: dict, schema_id: int | None = None, catalog: SchemaCatalog | None = None) -> bytes:
     """Encode `record` with the schema `schema_id` (default: the reader schema) in wire format."""
     catalog = catalog or default_catalog()
     schema_id = catalog.id_of_reader() if schema_id is None else schema_id
+    header = HEADER.pack(MAGIC_BYTE, schema_id)
+    cache_key = (id(catalog), schema_id)
+    if cache_key not in _ENCODERS:
+        try:
+            _ENCODERS[cache_key] = avro_codec.compile_encoder(catalog.writer_schema(schema_id))
+        except avro_codec.Unsupported:
+            _ENCODERS[cache_key] = None
+    fast = _ENCODERS[cache_key]
+    if fast is not None:
+        return fast(record, header)
     out = io.BytesIO()
-    out.write(HEADER.pack(MAGIC_BYTE, schema_id))
+    out.write(header)
     fastavro.schemaless_writer(out, catalog.writer_schema(schema_id), record)
     return out.getvalue()
 

@@ -1,7 +1,7 @@
 """Loading the Flink SQL under sql/: placeholders filled in, statements split.
 
 Placeholders are `${name}`; values are quoted for use inside SQL string literals, so a value can
-never end a literal. A statement ends with `;` at the end of a line; `--` comments are kept.
+never end a literal, except values wrapped in `Fragment` (SQL the code itself composed). A statement ends with `;` at the end of a line; `--` comments are kept.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from vigil.paths import PROJECT_ROOT
 SQL_DIR = PROJECT_ROOT / "sql"
 
 
+class Fragment(str):
+    """A piece of SQL built by Vigil's code (not user input): inserted as it is."""
+
+
 def render(relative_path: str, **values) -> list[str]:
     text = (SQL_DIR / relative_path).read_text()
-    quoted = {k: str(v).replace("'", "''") for k, v in values.items()}
+    quoted = {k: v if isinstance(v, Fragment) else str(v).replace("'", "''") for k, v in values.items()}
     rendered = Template(text).substitute(quoted)
     statements, current = [], []
     for line in rendered.splitlines():

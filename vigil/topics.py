@@ -7,6 +7,7 @@ tenant_id:user_id spreads skewed tenants over partitions while keeping each user
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 RAW = "events.raw"
@@ -51,3 +52,16 @@ def ensure_topics(bootstrap: str, specs=TOPICS, log=print) -> None:
         except Exception as exc:  # noqa: BLE001
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    _wait_for_leaders(admin, [t.topic for t in new])
+
+
+def _wait_for_leaders(admin, names: list[str], timeout_s: float = 30.0) -> None:
+    """A new topic answers metadata before its partitions have leaders; wait for them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=10).topics
+        if all(n in metadata and metadata[n].partitions and
+               all(p.leader >= 0 for p in metadata[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"topics {names} have no partition leaders after {timeout_s:.0f}s")

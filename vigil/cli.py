@@ -1,0 +1,158 @@
+"""`vigil`: the command line for the local platform, the generator and the jobs.
+
+  vigil infra up|down|status [--wipe]     Kafka broker (KRaft) on 127.0.0.1:9092, topics
+  vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081
+  vigil generate [--rate --events|--duration --seed --bad-fraction ...]
+  vigil run ingest [job flags]            run a job locally (MiniCluster, this process)
+  vigil submit ingest [job flags]         submit a job to the local cluster (flink run -py)
+  vigil demo [--duration --rate]          the README's first command, end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vigil import flink_cluster, kafka_broker, topics
+from vigil.paths import PROJECT_ROOT, state_dir
+
+JOBS = {"ingest": "jobs/ingest.py"}
+
+
+def _bootstrap() -> str:
+    return kafka_broker.BrokerSettings().bootstrap
+
+
+def cmd_infra(args) -> int:
+    if args.action == "up":
+        kafka_broker.start()
+        topics.ensure_topics(_bootstrap())
+    elif args.action == "down":
+        kafka_broker.stop()
+        if args.wipe:
+            kafka_broker.wipe()
+            print("kafka: data wiped")
+    else:
+        print(kafka_broker.status())
+    return 0
+
+
+def cmd_cluster(args) -> int:
+    if args.action == "up":
+        flink_cluster.start(taskmanagers=args.taskmanagers)
+    elif args.action == "down":
+        flink_cluster.stop()
+    else:
+        print(flink_cluster.status())
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from vigil.generator.producer import produce
+    from vigil.generator.stream import EventStream, StreamSettings
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 31)
+    start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
+    settings = StreamSettings(seed=seed, start_ms=start_ms, rate=args.rate,
+                              fraud_fraction=args.fraud_fraction, bad_fraction=args.bad_fraction,
+                              tenants=args.tenants, merchants=args.merchants)
+    if args.events is None and args.duration is None:
+        args.events = 10_000
+    labels = Path(args.labels_file) if args.labels_file else state_dir() / f"labels-{seed}.jsonl"
+    print(f"generate: seed {seed}, {args.rate:,.0f} events/s, "
+          f"{f'{args.events:,} events' if args.events else f'{args.duration:.0f}s'}, "
+          f"bad fraction {args.bad_fraction}, fraud fraction {args.fraud_fraction} -> {args.topic}", file=sys.stderr)
+    stats = produce(EventStream(settings).records(), args.bootstrap, args.rate, events=args.events,
+                    duration_s=args.duration, pace=not args.no_pace, labels_file=labels,
+                    manifest_file=Path(args.manifest) if args.manifest else None, topic=args.topic)
+    print(f"generate: sent {stats.sent:,} events in {stats.elapsed_s:.1f}s ({stats.rate:,.0f}/s); "
+          f"{stats.fraud_events:,} in fraud scenarios (labels: {labels}), {stats.bad_records:,} injected "
+          f"bad/late/duplicate; {stats.failed} failed", file=sys.stderr)
+    if stats.failed:
+        print(f"generate: first delivery error: {stats.first_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args, extra: list[str]) -> int:
+    if args.job not in JOBS:
+        raise SystemExit(f"unknown job {args.job}; jobs: {', '.join(JOBS)}")
+    import importlib
+    importlib.import_module(f"jobs.{args.job}").main(extra)
+    return 0
+
+
+def cmd_submit(args, extra: list[str]) -> int:
+    if args.job not in JOBS:
+        raise SystemExit(f"unknown job {args.job}; jobs: {', '.join(JOBS)}")
+    env = flink_cluster.environment()
+    cmd = [str(flink_cluster.flink_home() / "bin" / "flink"), "run", "--detached",
+           "-py", str(PROJECT_ROOT / JOBS[args.job]), "-pyexec", sys.executable, *extra]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_demo(args) -> int:
+    from vigil import demo
+    return demo.run(duration_s=args.duration, rate=args.rate, bad_fraction=args.bad_fraction, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("infra", help="local Kafka broker and topics")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--wipe", action="store_true", help="with down: delete the broker's data")
+    p.set_defaults(func=cmd_infra)
+
+    p = sub.add_parser("cluster", help="local Flink standalone session cluster")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--taskmanagers", type=int, default=1)
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
+    p.add_argument("--bootstrap", default=_bootstrap())
+    p.add_argument("--topic", default=topics.RAW)
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
+    p.add_argument("--events", type=int, help="stop after this many events (default 10,000)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--seed", type=int, help="same seed and --start-ms, same events (default: random)")
+    p.add_argument("--start-ms", type=int, help="event time of the first event (default: now)")
+    p.add_argument("--bad-fraction", type=float, default=0.0, help="share of bad/late/duplicate records")
+    p.add_argument("--fraud-fraction", type=float, default=0.02, help="share of sessions that are fraud")
+    p.add_argument("--tenants", type=int, default=50)
+    p.add_argument("--merchants", type=int, default=10_000)
+    p.add_argument("--labels-file", help="ground-truth JSON lines (default: .vigil/labels-<seed>.jsonl)")
+    p.add_argument("--manifest", help="write every record's partition/offset/expected verdict here")
+    p.add_argument("--no-pace", action="store_true", help="send as fast as possible (benchmarks)")
+    p.set_defaults(func=cmd_generate)
+
+    for name, func, text in (("run", cmd_run, "run a job locally in this process"),
+                             ("submit", cmd_submit, "submit a job to the local Flink cluster")):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("job", help=", ".join(JOBS))
+        p.set_defaults(func=func, passthrough=True)
+
+    p = sub.add_parser("demo", help="set up, generate a minute of traffic, run ingest, summarise")
+    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--rate", type=float, default=2000.0)
+    p.add_argument("--bad-fraction", type=float, default=0.02)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_demo)
+
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        return args.func(args, extra)
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

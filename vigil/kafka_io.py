@@ -1,0 +1,80 @@
+"""Reading topics back: offsets snapshots and bounded, read_committed reads (tests, demo, bench).
+
+Jobs write with Kafka transactions, so every reader here uses isolation.level=read_committed and
+sees only what a completed checkpoint committed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterator
+
+Offsets = dict[int, int]
+
+
+def _consumer(bootstrap: str, **extra):
+    from confluent_kafka import Consumer
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"vigil-reader-{uuid.uuid4().hex[:8]}",
+                     "isolation.level": "read_committed", "enable.auto.commit": False,
+                     "auto.offset.reset": "earliest", "fetch.max.bytes": 16 * 1024 * 1024,
+                     "max.partition.fetch.bytes": 8 * 1024 * 1024, **extra})
+
+
+def end_offsets(bootstrap: str, topic: str) -> Offsets:
+    """High watermarks per partition now (the start of "what comes next")."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka import KafkaException
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                        for p in partitions}
+            except KafkaException as exc:  # a new topic's leaders settle within seconds
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def read(bootstrap: str, topic: str, start: Offsets | None = None, idle_timeout_s: float = 5.0,
+         max_wait_s: float = 120.0, until_count: int | None = None) -> Iterator:
+    """Committed messages from `start` (default: the beginning) up to the end offsets seen at the
+    call, or until `until_count` messages were read; stops after `idle_timeout_s` without news."""
+    from confluent_kafka import TopicPartition
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        start = start or {}
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in partitions])
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        count, deadline, last_news = 0, time.monotonic() + max_wait_s, time.monotonic()
+        while time.monotonic() < deadline:
+            if until_count is not None and count >= until_count:
+                return
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                if until_count is None and _reached(consumer, topic, start, ends):
+                    return
+                if time.monotonic() - last_news > idle_timeout_s:
+                    return
+                continue
+            last_news = time.monotonic()
+            count += 1
+            yield message
+    finally:
+        consumer.close()
+
+
+def _reached(consumer, topic: str, start: Offsets, ends: Offsets) -> bool:
+    """Every partition's position is at its end offset (transaction markers count as read)."""
+    from confluent_kafka import TopicPartition
+    for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+        position = tp.offset if tp.offset >= 0 else start.get(tp.partition, 0)  # nothing fetched yet
+        if position < ends[tp.partition]:
+            return False
+    return True

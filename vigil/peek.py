@@ -1,0 +1,28 @@
+"""`python -m vigil.peek TOPIC [N]`: print the last N committed records of a topic (JSON values)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from vigil import kafka_broker, kafka_io
+
+
+def main(argv: list[str]) -> int:
+    topic, n = argv[0], int(argv[1]) if len(argv) > 1 else 5
+    bootstrap = kafka_broker.BrokerSettings().bootstrap
+    ends = kafka_io.end_offsets(bootstrap, topic)
+    start = {p: max(0, end - n) for p, end in ends.items()}
+    for message in list(kafka_io.read(bootstrap, topic, start))[-n:]:
+        try:
+            value = json.loads(message.value())
+            if isinstance(value, dict) and isinstance(value.get("payload"), str) and len(value["payload"]) > 80:
+                value["payload"] = value["payload"][:80] + "..."
+            print(json.dumps(value, ensure_ascii=True))
+        except (TypeError, ValueError):
+            print(repr(message.value()[:200]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
