@@ -33,8 +33,8 @@ def end_offsets(bootstrap: str, topic: str) -> Offsets:
             try:
                 return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                         for p in partitions}
-            except KafkaException as exc:  # a new topic's leaders settle within seconds
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+            except KafkaException:  # a new topic's leaders settle within seconds
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
     finally:

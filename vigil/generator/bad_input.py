@@ -34,6 +34,8 @@ def random_bytes(rng: random.Random, event: dict) -> Bad:
 
 def truncated(rng: random.Random, event: dict) -> Bad:
     key, value = _valid(event)
+    if rng.random() < 0.2:  # cut inside the 5-byte wire-format header
+        return key, value[: rng.randrange(1, 5)], event["event_time"], "bad_header"
     return key, value[: rng.randrange(6, len(value) - 1)], event["event_time"], "avro_decode_error"
 
 

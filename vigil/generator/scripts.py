@@ -123,7 +123,7 @@ def impossible_travel(rng: random.Random, world: World) -> Script:
     far = world.far_city(rng, user.home, 3000)
     yield 0.0, fields(user, merchant, "login", status="success")
     yield rng.uniform(5, 60), fields(user, merchant, "page_view", product_id="p00001", category="electronics")
-    yield rng.uniform(300, 1800), fields(user, merchant, "login", status="success", city=far,
+    yield rng.uniform(300, 1200), fields(user, merchant, "login", status="success", city=far,
                                          device=f"d{rng.getrandbits(48):012x}")
     yield rng.uniform(5, 60), fields(user, merchant, "page_view", city=far, product_id="p00002", category="jewelry")
 
