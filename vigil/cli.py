@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,11 +88,10 @@ def cmd_run(args, extra: list[str]) -> int:
 def cmd_submit(args, extra: list[str]) -> int:
     if args.job not in JOBS:
         raise SystemExit(f"unknown job {args.job}; jobs: {', '.join(JOBS)}")
-    env = flink_cluster.environment()
-    cmd = [str(flink_cluster.flink_home() / "bin" / "flink"), "run", "--detached",
-           "-py", str(PROJECT_ROOT / JOBS[args.job]), "-pyexec", sys.executable, *extra]
-    print("+ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=env)
+    job_id = flink_cluster.submit_python_job(PROJECT_ROOT / JOBS[args.job], extra)
+    print(f"submitted {args.job}: job id {job_id}; web UI {flink_cluster.ClusterSettings().rest_url}"
+          f"/#/job/running/{job_id}/overview")
+    return 0
 
 
 def cmd_demo(args) -> int:

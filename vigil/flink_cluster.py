@@ -127,6 +127,14 @@ def _overview(settings: ClusterSettings) -> dict | None:
         return None
 
 
+def _taskmanager_ids(settings: ClusterSettings) -> set[str]:
+    """Registered TaskManagers (a killed one stays listed until its heartbeat times out)."""
+    try:
+        return {tm["id"] for tm in rest("/taskmanagers", settings, timeout=2)["taskmanagers"]}
+    except OSError:
+        return set()
+
+
 def is_running(settings: ClusterSettings = ClusterSettings()) -> bool:
     return procs.is_alive(procs.read_pid(_jm_pid_file())) and _overview(settings) is not None
 
@@ -134,13 +142,12 @@ def is_running(settings: ClusterSettings = ClusterSettings()) -> bool:
 def start_taskmanager(settings: ClusterSettings = ClusterSettings(), log=print) -> int:
     """Start one more TaskManager process and wait until the JobManager counts it."""
     env = environment(settings)
-    before = (_overview(settings) or {}).get("taskmanagers", 0)
+    before = _taskmanager_ids(settings)
     index = 1 + max([int(f.stem.split("-")[1]) for f in _tm_pid_files()] or [0])
     pid = procs.spawn([str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"],
                       sub(home(), "log") / f"taskmanager-{index}.out",
                       sub(home(), "pid") / f"taskmanager-{index}.pid", env=env)
-    procs.wait_until(lambda: (_overview(settings) or {}).get("taskmanagers", 0) > before, 90,
-                     "the new TaskManager to register")
+    procs.wait_until(lambda: bool(_taskmanager_ids(settings) - before), 90, "the new TaskManager to register")
     log(f"flink: TaskManager {index} registered (pid {pid})")
     return pid
 
@@ -176,3 +183,46 @@ def status(settings: ClusterSettings = ClusterSettings()) -> str:
     return (f"flink: running, REST {settings.rest_url}, {overview['taskmanagers']} TaskManager(s), "
             f"{overview['slots-available']}/{overview['slots-total']} slots free, "
             f"{overview['jobs-running']} job(s) running")
+
+
+# --- jobs on the cluster ----------------------------------------------------------------------
+
+def submit_python_job(script: Path, args: list[str], python: str | None = None,
+                      settings: ClusterSettings = ClusterSettings()) -> str:
+    """`flink run --detached -py script args` against this cluster; returns the job id."""
+    import re
+    import subprocess
+    import sys
+
+    cmd = [str(flink_home() / "bin" / "flink"), "run", "--detached", "-py", str(script),
+           "-pyexec", python or sys.executable, *args]
+    result = subprocess.run(cmd, env=environment(settings), capture_output=True, text=True, timeout=300)
+    match = re.search(r"JobID ([0-9a-f]{32})", result.stdout + result.stderr)
+    if result.returncode != 0 or not match:
+        raise RuntimeError(f"flink run failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return match.group(1)
+
+
+def job(job_id: str, settings: ClusterSettings = ClusterSettings()) -> dict:
+    return rest(f"/jobs/{job_id}", settings)
+
+
+def checkpoint_counts(job_id: str, settings: ClusterSettings = ClusterSettings()) -> dict:
+    """{'completed': n, 'failed': n, 'restored': n, ...} from the REST API."""
+    return rest(f"/jobs/{job_id}/checkpoints", settings)["counts"]
+
+
+def wait_for_checkpoints(job_id: str, more_than: int, timeout_s: float = 120,
+                         settings: ClusterSettings = ClusterSettings()) -> int:
+    """Wait until the job has completed more than `more_than` checkpoints; return the count."""
+    def done() -> bool:
+        try:
+            return checkpoint_counts(job_id, settings)["completed"] > more_than
+        except OSError:
+            return False
+    procs.wait_until(done, timeout_s, f"checkpoint {more_than + 1} of job {job_id}", interval=0.5)
+    return checkpoint_counts(job_id, settings)["completed"]
+
+
+def cancel(job_id: str, settings: ClusterSettings = ClusterSettings()) -> None:
+    rest(f"/jobs/{job_id}?mode=cancel", settings, method="PATCH")
