@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/ingest.py` runs this file a
 from udfs.ingest_udfs import count_rejection_udf, validate_event_udf  # noqa: E402
 from udfs.validation import ValidationRules  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
+from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.flink_env import FlinkSettings, table_environment  # noqa: E402
 
 JOB_NAME = "vigil-ingest"
@@ -35,7 +36,7 @@ JOB_NAME = "vigil-ingest"
 
 @dataclass(frozen=True)
 class IngestConfig:
-    bootstrap: str = os.environ.get("VIGIL_BOOTSTRAP", "127.0.0.1:9092")
+    bootstrap: str = os.environ.get("VIGIL_BOOTSTRAP", BrokerSettings().bootstrap)
     raw_topic: str = topics.RAW
     clean_topic: str = topics.CLEAN
     dlq_topic: str = topics.DLQ

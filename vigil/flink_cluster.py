@@ -25,10 +25,11 @@ TEMPLATE = PROJECT_ROOT / "infra" / "flink" / "config.yaml.template"
 @dataclass(frozen=True)
 class ClusterSettings:
     rest_port: int = int(os.environ.get("VIGIL_FLINK_REST_PORT", "8081"))
+    rpc_port: int = int(os.environ.get("VIGIL_FLINK_RPC_PORT", "6123"))
     jobmanager_memory: str = os.environ.get("VIGIL_JM_MEMORY", "1024m")
     taskmanager_memory: str = os.environ.get("VIGIL_TM_MEMORY", "1728m")
     slots: int = int(os.environ.get("VIGIL_TM_SLOTS", "2"))
-    metrics_ports: str = "9250-9260"
+    metrics_ports: str = os.environ.get("VIGIL_METRICS_PORTS", "9250-9260")
 
     @property
     def rest_url(self) -> str:
@@ -61,7 +62,7 @@ def _conf_dir(settings: ClusterSettings) -> Path:
     text = Template(TEMPLATE.read_text()).substitute(
         java_opts=java_opts, jobmanager_memory=settings.jobmanager_memory,
         taskmanager_memory=settings.taskmanager_memory, slots=settings.slots,
-        rest_port=settings.rest_port, checkpoint_uri=checkpoint_dir().as_uri(),
+        rest_port=settings.rest_port, rpc_port=settings.rpc_port, checkpoint_uri=checkpoint_dir().as_uri(),
         savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports)
     (conf / "config.yaml").write_text(text)
     return conf
