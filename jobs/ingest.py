@@ -140,7 +140,13 @@ def build_pipeline(t_env, config: IngestConfig):
 
 def main(argv: list[str] | None = None) -> None:
     config = IngestConfig.from_args(argv)
-    t_env = table_environment(config.flink, JOB_NAME, {"table.exec.state.ttl": config.dedup_ttl})
+    t_env = table_environment(config.flink, JOB_NAME, {
+        "table.exec.state.ttl": config.dedup_ttl,
+        # Operator uids for savepoints: stable while the SQL and the Flink version are unchanged
+        # (savepoints/README.md lists them and what changes them).
+        "table.exec.uid.generation": "ALWAYS",
+        "table.exec.uid.format": f"{JOB_NAME}.<id>_<transformation>",
+    })
     create_kafka_tables(t_env, config)
     result = build_pipeline(t_env, config).execute()
     print(f"{JOB_NAME} submitted: job id {result.get_job_client().get_job_id()}", flush=True)

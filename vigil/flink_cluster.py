@@ -93,7 +93,12 @@ def _lib_dir() -> Path:
 
 def environment(settings: ClusterSettings = ClusterSettings()) -> dict[str, str]:
     """Environment for Flink's scripts (bin/flink too): our conf, lib, logs and pid folders."""
+    import sys
     env = dict(os.environ)
+    # Flink's scripts start Python (the job's client side, the workers): the interpreter that has
+    # pyflink and Vigil installed must come first, whatever PATH the caller had.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYFLINK_CLIENT_EXECUTABLE"] = sys.executable
     env.update(FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(_conf_dir(settings)),
                FLINK_LIB_DIR=str(_lib_dir()),
                FLINK_LOG_DIR=str(sub(home(), "log")), FLINK_PID_DIR=str(sub(home(), "pid")))
@@ -195,8 +200,9 @@ def submit_python_job(script: Path, args: list[str], python: str | None = None,
     import subprocess
     import sys
 
+    python = python or sys.executable
     cmd = [str(flink_home() / "bin" / "flink"), "run", "--detached", "-py", str(script),
-           "-pyexec", python or sys.executable, *args]
+           "-pyclientexec", python, "-pyexec", python, *args]
     result = subprocess.run(cmd, env=environment(settings), capture_output=True, text=True, timeout=300)
     match = re.search(r"JobID ([0-9a-f]{32})", result.stdout + result.stderr)
     if result.returncode != 0 or not match:

@@ -1,0 +1,179 @@
+"""Benchmark: the ingest job on the local Flink cluster: sustained events/s, end-to-end latency
+and the peak memory of the local stack.
+
+For each variant (Python execution mode) it starts the job on fresh topics and measures:
+1. throughput: a backlog of --events records (2 % bad input) is written first; the job then
+   drains it; events/s = backlog / time from the first to the last record the source emits,
+   and the time until the last one is committed (visible to read_committed readers);
+2. latency: with the job caught up, events are produced at --rate for --seconds; latency is the
+   time from the producer's send to the event being read from events.clean by a read_committed
+   consumer (same clock, same process): p50/p95/p99.
+Exactly-once output is visible once per checkpoint, so latency is dominated by the checkpoint
+interval (stated in the output).
+
+    .venv/bin/python bench/ingest.py [--events 300000] [--rate 2000] [--seconds 30]
+                                     [--checkpoint-interval-ms 1000] [--variants process,thread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.memory import PeakMemory, own_pid, percentile  # noqa: E402
+from jobs.ingest import format_offsets  # noqa: E402
+from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
+from vigil.generator.producer import produce  # noqa: E402
+from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
+from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
+
+
+def _create_topics(bootstrap: str, prefix: str) -> dict:
+    names = {"raw": f"{prefix}.raw", "clean": f"{prefix}.clean", "dlq": f"{prefix}.dlq", "prefix": prefix}
+    config = {spec.name: spec.config for spec in topics.TOPICS}
+    topics.ensure_topics(bootstrap, [
+        topics.TopicSpec(names["raw"], config=config[topics.RAW]),
+        topics.TopicSpec(names["clean"], config=config[topics.CLEAN]),
+        topics.TopicSpec(names["dlq"], config=config[topics.DLQ])], log=lambda *_: None)
+    return names
+
+
+def _source_records_out(job_id: str) -> int:
+    """Records the source's task has sent downstream (to de-duplication and the DLQ)."""
+    for vertex in flink_cluster.job(job_id)["vertices"]:
+        if vertex["name"].startswith("Source"):
+            return vertex["metrics"]["write-records"]
+    return 0
+
+
+def _count_committed(bootstrap: str, topic: str) -> int:
+    """Records a read_committed reader can see (end offsets include transaction markers)."""
+    from vigil import kafka_io
+    return sum(1 for _ in kafka_io.read(bootstrap, topic, idle_timeout_s=3, max_wait_s=600))
+
+
+def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[float]:
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 5})
+    partitions = consumer.list_topics(names["clean"], timeout=10).topics[names["clean"]].partitions
+    from vigil import kafka_io
+    ends = kafka_io.end_offsets(bootstrap, names["clean"])
+    consumer.assign([TopicPartition(names["clean"], p, ends[p]) for p in partitions])
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while not done.is_set() or len(latencies) < len(sent_at) * 0.999:
+            message = consumer.poll(0.05)
+            if message is None or message.error():
+                if done.is_set() and time.time() > deadline:
+                    return
+                continue
+            received = time.time()
+            event_id = json.loads(message.value())["event_id"]
+            if event_id in sent_at:
+                latencies.append((received - sent_at[event_id]) * 1000)
+
+    class Recording:
+        """Wraps the stream to note each event's send time (the producer sends right after)."""
+        def __init__(self, records):
+            self.records = records
+
+        def __iter__(self):
+            for record in self.records:
+                if record.expected == "clean" and record.event_id:
+                    sent_at[record.event_id] = time.time()
+                yield record
+
+    deadline = float("inf")
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    stream = EventStream(StreamSettings(seed=9, start_ms=int(time.time() * 1000), rate=rate))
+    produce(iter(Recording(stream.records())), bootstrap, rate, duration_s=seconds, pace=True,
+            topic=names["raw"], progress_every_s=1e9)
+    deadline = time.time() + 30
+    done.set()
+    reader.join()
+    consumer.close()
+    return sorted(latencies)
+
+
+def run_variant(mode: str, args, bootstrap: str) -> dict:
+    names = _create_topics(bootstrap, f"bench-{mode}-{uuid.uuid4().hex[:6]}")
+    stream = EventStream(StreamSettings(seed=5, start_ms=int(time.time() * 1000) - 600_000, rate=2000.0,
+                                        bad_fraction=0.02))
+    stats = produce(stream.records(), bootstrap, 2000.0, events=args.events, pace=False,
+                    topic=names["raw"], progress_every_s=1e9)
+    assert stats.failed == 0, stats.first_error
+    start_offsets = format_offsets({p: 0 for p in range(topics.TopicSpec(names["raw"]).partitions)})
+    job_id = flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "ingest.py", [
+        "--raw-topic", names["raw"], "--clean-topic", names["clean"], "--dlq-topic", names["dlq"],
+        "--transactional-id-prefix", names["prefix"], "--group-id", names["prefix"],
+        "--start-offsets", start_offsets, "--python-mode", mode,
+        "--checkpoint-interval-ms", str(args.checkpoint_interval_ms)])
+    try:
+        submitted = time.monotonic()
+        procs.wait_until(lambda: _source_records_out(job_id) > 0, 180, "the first record")
+        first = time.monotonic()
+        procs.wait_until(lambda: _source_records_out(job_id) >= args.events, 1800, "the backlog to drain",
+                         interval=0.2)
+        drained = time.monotonic()
+        committed = _count_committed(bootstrap, names["clean"]) + _count_committed(bootstrap, names["dlq"])
+        visible = time.monotonic()
+        latencies = _latency(bootstrap, names, args.rate, args.seconds)
+        return {
+            "mode": mode, "events": args.events, "committed": committed,
+            "startup_s": first - submitted, "drain_s": drained - first,
+            "events_per_s": args.events / (drained - first), "visible_s": visible - first,
+            "latencies": latencies,
+        }
+    finally:
+        flink_cluster.cancel(job_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--checkpoint-interval-ms", type=int, default=1000)
+    parser.add_argument("--variants", default="process,thread")
+    args = parser.parse_args()
+
+    kafka_broker.start(log=lambda *_: None)
+    flink_cluster.start(taskmanagers=1, log=lambda *_: None)
+    bootstrap = kafka_broker.BrokerSettings().bootstrap
+    kafka_pid = lambda: [procs.read_pid(state_dir() / "kafka" / "kafka.pid")]  # noqa: E731
+    jm_pid = lambda: [procs.read_pid(flink_cluster.home() / "pid" / "jobmanager.pid")]  # noqa: E731
+    memory = PeakMemory({"kafka": kafka_pid, "jobmanager": jm_pid,
+                         "taskmanager+python": flink_cluster.taskmanager_pids, "bench": own_pid})
+    results = []
+    with memory:
+        for mode in args.variants.split(","):
+            results.append(run_variant(mode, args, bootstrap))
+
+    print(f"\ningest job on the local cluster (1 TaskManager, parallelism 1, checkpoint interval "
+          f"{args.checkpoint_interval_ms} ms, RocksDB, exactly-once Kafka sinks)")
+    for r in results:
+        lat = r["latencies"]
+        print(f"- python {r['mode']} mode: backlog of {r['events']:,} drained in {r['drain_s']:.1f}s = "
+              f"{r['events_per_s']:,.0f} events/s sustained (job start to first record {r['startup_s']:.1f}s; "
+              f"all {r['committed']:,} committed outputs visible {r['visible_s']:.1f}s after the first record)")
+        print(f"  end-to-end latency at {args.rate:,.0f} events/s for {args.seconds:.0f}s, send -> visible in "
+              f"events.clean (read_committed), {len(lat):,} events: p50 {percentile(lat, 50):,.0f} ms, "
+              f"p95 {percentile(lat, 95):,.0f} ms, p99 {percentile(lat, 99):,.0f} ms, max {lat[-1] if lat else float('nan'):,.0f} ms")
+    print(memory.report())
+
+
+if __name__ == "__main__":
+    main()

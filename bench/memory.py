@@ -1,0 +1,85 @@
+"""Resident memory of the local stack: a sampler thread that keeps the peak per component.
+
+Components are processes this project started (pid files) plus their descendants, e.g. the
+Python workers a TaskManager spawns. Reads /proc only (Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def tree_rss_bytes(pid: int) -> int:
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+        stack += _children(current)
+    return total
+
+
+class PeakMemory:
+    """`with PeakMemory({"kafka": pid, ...}) as m: ...` then `m.peaks`, `m.peak_total`."""
+
+    def __init__(self, components: dict[str, callable], interval_s: float = 0.5):
+        self.components = components  # name -> function returning the current pids
+        self.interval_s = interval_s
+        self.peaks: dict[str, int] = {name: 0 for name in components}
+        self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for name, pids in self.components.items():
+                rss = sum(tree_rss_bytes(pid) for pid in pids() if pid)
+                self.peaks[name] = max(self.peaks[name], rss)
+                total += rss
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> str:
+        parts = ", ".join(f"{name} {rss / 2**20:,.0f} MiB" for name, rss in self.peaks.items())
+        return f"peak RSS of the local stack: {self.peak_total / 2**20:,.0f} MiB ({parts})"
+
+
+def own_pid() -> list[int]:
+    return [os.getpid()]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def now_ms() -> float:
+    return time.time() * 1000
