@@ -90,7 +90,8 @@ class IngestConfig:
             rules=ValidationRules(max_payload_bytes=a.max_payload_bytes),
             flink=FlinkSettings(parallelism=a.parallelism, checkpoint_interval_ms=a.checkpoint_interval_ms,
                                 checkpoint_dir=a.checkpoint_dir, state_backend=a.state_backend,
-                                python_mode=a.python_mode))
+                                python_mode=a.python_mode,
+                                max_restarts=3 if (a.bounded or a.stop_offsets) else None))
 
 
 def offsets_options(config: IngestConfig) -> str:

@@ -29,11 +29,13 @@ EVENT_FIELDS = [
     ("currency", DataTypes.STRING()), ("country", DataTypes.STRING()),
     ("latitude", DataTypes.DOUBLE()), ("longitude", DataTypes.DOUBLE()),
     ("product_id", DataTypes.STRING()), ("category", DataTypes.STRING()),
-    ("schema_version", DataTypes.INT()),
+    # BIGINT, not INT: in thread mode a NULL INT result fails in the JVM (Long.intValue on null);
+    # the SQL casts it back.
+    ("schema_version", DataTypes.BIGINT()),
 ]
 VERDICT_TYPE = DataTypes.ROW(
     [DataTypes.FIELD("reason", DataTypes.STRING()), DataTypes.FIELD("detail", DataTypes.STRING()),
-     DataTypes.FIELD("payload_size", DataTypes.INT())]
+     DataTypes.FIELD("payload_size", DataTypes.BIGINT())]
     + [DataTypes.FIELD(name, dtype) for name, dtype in EVENT_FIELDS])
 _EMPTY_EVENT = [None] * len(EVENT_FIELDS)
 

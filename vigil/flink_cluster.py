@@ -28,7 +28,8 @@ class ClusterSettings:
     rpc_port: int = int(os.environ.get("VIGIL_FLINK_RPC_PORT", "6123"))
     jobmanager_memory: str = os.environ.get("VIGIL_JM_MEMORY", "1024m")
     taskmanager_memory: str = os.environ.get("VIGIL_TM_MEMORY", "1728m")
-    slots: int = int(os.environ.get("VIGIL_TM_SLOTS", "2"))
+    # One slot per TaskManager: in Python thread mode the slots of one JVM share one interpreter lock.
+    slots: int = int(os.environ.get("VIGIL_TM_SLOTS", "1"))
     metrics_ports: str = os.environ.get("VIGIL_METRICS_PORTS", "9250-9260")
 
     @property

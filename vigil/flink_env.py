@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
 
 from vigil import jars
-from vigil.paths import PROJECT_ROOT
+from vigil.paths import PROJECT_ROOT, state_dir
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,17 @@ class FlinkSettings:
     parallelism: int = 1
     max_parallelism: int = 128           # fixed: it bounds rescaling and is part of savepoints
     checkpoint_interval_ms: int = 2000
-    checkpoint_dir: str | None = None    # None: the cluster's (or MiniCluster's) default
+    # Durable checkpoint storage; without it a MiniCluster keeps checkpoints in JobManager memory
+    # (5 MB cap: the de-duplication state outgrows it within minutes).
+    checkpoint_dir: str | None = os.environ.get("VIGIL_CHECKPOINT_DIR")
     state_backend: str = "rocksdb"       # dedup state outgrows the heap at production volume
-    python_mode: str = "process"         # or "thread" (measured in bench/ingest.py)
+    # "thread" runs Python inside the TaskManager JVM (pemja): ~7x the ingest throughput of
+    # "process" here (docs/benchmarks.md). Its GIL is shared by the slots of one TaskManager, so
+    # scale out with TaskManagers of one slot each.
+    python_mode: str = "thread"
     bundle_size: int = 1000
     bundle_time_ms: int = 20
+    max_restarts: int | None = None      # None: keep restarting (streaming); bounded runs fail fast
 
     def as_config(self) -> dict[str, str]:
         python = os.environ.get("VIGIL_PYTHON", sys.executable)
@@ -34,8 +41,9 @@ class FlinkSettings:
             "pipeline.jars": ";".join(p.as_uri() for p in jars.flink_connector_jars()),
             "python.executable": python,
             "python.client.executable": python,
-            # Vigil's packages must be importable in the Python workers wherever they run.
-            "python.pythonpath": str(PROJECT_ROOT),
+            # Vigil's packages must be importable in the Python workers wherever they run, and in
+            # thread mode the embedded interpreter needs the venv's site-packages (pemja lives there).
+            "python.pythonpath": os.pathsep.join([str(PROJECT_ROOT), sysconfig.get_paths()["purelib"]]),
             "python.execution-mode": self.python_mode,
             "python.fn-execution.bundle.size": str(self.bundle_size),
             "python.fn-execution.bundle.time": str(self.bundle_time_ms),
@@ -55,8 +63,9 @@ class FlinkSettings:
             # mark its events late. A silent partition stalls the watermark instead (docs/adr/0002).
             "table.exec.source.idle-timeout": "0 ms",
         }
-        if self.checkpoint_dir:
-            conf["execution.checkpointing.dir"] = self.checkpoint_dir
+        if self.max_restarts is not None:
+            conf["restart-strategy.exponential-delay.attempts-before-reset-backoff"] = str(self.max_restarts)
+        conf["execution.checkpointing.dir"] = self.checkpoint_dir or (state_dir() / "flink" / "checkpoints").as_uri()
         return conf
 
 

@@ -83,3 +83,27 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
         wait_until(lambda: not is_alive(pid), 10, f"pid {pid} to die")
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes of `pid`, recursively (Linux /proc)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            stack += children
+    return found
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process and all its descendants, as when the machine or container they run in dies."""
+    for victim in [pid, *descendants(pid)]:
+        try:
+            os.kill(victim, sig)
+        except ProcessLookupError:
+            pass

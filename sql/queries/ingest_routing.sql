@@ -36,14 +36,14 @@ WHERE NOT is_late;
 INSERT INTO clean_events
 SELECT CAST(record_key AS STRING), event_id, TO_TIMESTAMP_LTZ(event_time_ms, 3), tenant_id,
        merchant_id, user_id, session_id, device_id, ip, card_fingerprint, event_type, status,
-       amount, currency, country, latitude, longitude, product_id, category, schema_version,
-       kafka_partition, kafka_offset
+       amount, currency, country, latitude, longitude, product_id, category,
+       CAST(schema_version AS INT), kafka_partition, kafka_offset
 FROM counted
 WHERE copies = 1;
 
 INSERT INTO dlq_events
 SELECT record_key, reason, detail, tenant_id, event_id, '${raw_topic}',
-       kafka_partition, kafka_offset, kafka_ts, payload, payload_size, '${job_name}'
+       kafka_partition, kafka_offset, kafka_ts, payload, CAST(payload_size AS INT), '${job_name}'
 FROM (
   SELECT record_key, reason, detail, tenant_id, event_id, kafka_partition, kafka_offset, kafka_ts,
          payload, payload_size

@@ -6,7 +6,6 @@ events far behind the watermark are routed as late."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -26,7 +25,7 @@ def _kill_taskmanager_and_replace(job_id: str) -> None:
     completed = flink_cluster.checkpoint_counts(job_id)["completed"]
     victims = flink_cluster.taskmanager_pids()
     assert victims, "no TaskManager to kill"
-    os.kill(victims[0], signal.SIGKILL)
+    procs.kill_tree(victims[0], signal.SIGKILL)  # the TaskManager and any Python worker it runs
     procs.wait_until(lambda: not procs.is_alive(victims[0]), 10, "the TaskManager to die")
     flink_cluster.start_taskmanager(log=lambda *_: None)
     # Recovered = running again and checkpointing after the restore.
