@@ -90,6 +90,19 @@ def record_timestamp(event_time_ms: int, sent_at_ms: int) -> int:
     return min(event_time_ms, sent_at_ms)
 
 
+_DECODERS: dict[tuple[int, int], Callable[[bytes, int], dict] | None] = {}
+
+
+def _decoder(catalog: SchemaCatalog, schema_id: int):
+    key = (id(catalog), schema_id)
+    if key not in _DECODERS:
+        try:
+            _DECODERS[key] = avro_codec.compile_decoder(catalog.writer_schema(schema_id))
+        except avro_codec.Unsupported:
+            _DECODERS[key] = None
+    return _DECODERS[key]
+
+
 _ENCODERS: dict[tuple[int, int], Callable[[dict, bytes], bytes] | None] = {}
 
 
@@ -128,6 +141,13 @@ def decode(payload: bytes, catalog: SchemaCatalog | None = None) -> dict:
     except KeyError:
         raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not known") from None
     reader = catalog.reader_schema()
+    if writer is reader:
+        fast = _decoder(catalog, schema_id)
+        if fast is not None:
+            try:
+                return fast(payload, HEADER.size)
+            except Exception as exc:  # noqa: BLE001 - corrupt bytes raise several types
+                raise DecodeError("avro_decode_error", f"{type(exc).__name__}: {_first_line(exc)}") from None
     body = io.BytesIO(payload)
     body.seek(HEADER.size)
     try:

@@ -56,6 +56,30 @@ def test_fast_encoder_writes_the_same_bytes_as_fastavro():
         assert serde.encode(record)[5:] == expected.getvalue()
 
 
+def test_fast_decoder_reads_what_fastavro_reads():
+    schema = serde.default_catalog().reader_schema()
+    rng = random.Random(43)
+    for _ in range(2000):
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, schema, _random_event(rng))
+        expected = fastavro.schemaless_reader(io.BytesIO(body.getvalue()), schema, None)
+        assert serde.decode(b"\x00\x00\x00\x00\x01" + body.getvalue()) == expected
+
+
+def test_fast_decoder_rejects_every_truncation_and_corruption():
+    payload = serde.encode(payment(amount="12.50", device_id="d1", category="books"))
+    for cut in range(5, len(payload)):
+        with pytest.raises(serde.DecodeError):
+            serde.decode(payload[:cut])
+    rng = random.Random(44)
+    for _ in range(3000):  # random bytes never crash the decoder, they get a reason
+        garbage = b"\x00\x00\x00\x00\x01" + rng.randbytes(rng.randrange(0, 60))
+        try:
+            serde.decode(garbage)
+        except serde.DecodeError as error:
+            assert error.reason == "avro_decode_error"
+
+
 def test_fast_encoder_refuses_what_it_cannot_write():
     with pytest.raises(Unsupported):
         compile_encoder({"type": "record", "name": "R", "fields": [{"name": "a", "type": {"type": "map", "values": "int"}}]})
