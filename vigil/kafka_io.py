@@ -18,7 +18,8 @@ def _consumer(bootstrap: str, **extra):
     return Consumer({"bootstrap.servers": bootstrap, "group.id": f"vigil-reader-{uuid.uuid4().hex[:8]}",
                      "isolation.level": "read_committed", "enable.auto.commit": False,
                      "auto.offset.reset": "earliest", "fetch.max.bytes": 16 * 1024 * 1024,
-                     "max.partition.fetch.bytes": 8 * 1024 * 1024, **extra})
+                     "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                     "queued.max.messages.kbytes": 32 * 1024, **extra})
 
 
 def end_offsets(bootstrap: str, topic: str) -> Offsets:
