@@ -12,6 +12,7 @@ setup(
     # Direct dependencies, pinned; requirements.lock pins the whole tree (`make setup` uses it).
     install_requires=[
         "apache-flink==2.2.1",
+        "avro==1.12.2",              # schema compatibility checks (Apache Avro's own checker)
         "confluent-kafka==2.16.1",
         "fastavro==1.13.1",
     ],
