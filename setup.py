@@ -16,6 +16,8 @@ setup(
         "confluent-kafka==2.16.1",
         "fastavro==1.13.1",
     ],
-    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
+                             # a registry client nobody here wrote, for the registry tests
+                             "confluent-kafka[schemaregistry,avro]==2.16.1"]},
     entry_points={"console_scripts": ["vigil=vigil.cli:main"]},
 )
