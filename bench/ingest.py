@@ -35,16 +35,6 @@ from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
 from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 
 
-def _create_topics(bootstrap: str, prefix: str) -> dict:
-    names = {"raw": f"{prefix}.raw", "clean": f"{prefix}.clean", "dlq": f"{prefix}.dlq", "prefix": prefix}
-    config = {spec.name: spec.config for spec in topics.TOPICS}
-    topics.ensure_topics(bootstrap, [
-        topics.TopicSpec(names["raw"], config=config[topics.RAW]),
-        topics.TopicSpec(names["clean"], config=config[topics.CLEAN]),
-        topics.TopicSpec(names["dlq"], config=config[topics.DLQ])], log=lambda *_: None)
-    return names
-
-
 def _source_records_out(job_id: str) -> int:
     """Records the source's task has sent downstream (to de-duplication and the DLQ)."""
     for vertex in flink_cluster.job(job_id)["vertices"]:
@@ -109,7 +99,7 @@ def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[f
 
 
 def run_variant(mode: str, args, bootstrap: str) -> dict:
-    names = _create_topics(bootstrap, f"bench-{mode}-{uuid.uuid4().hex[:6]}")
+    names = topics.create_ingest_topics(bootstrap, f"bench-{mode}-{uuid.uuid4().hex[:6]}")
     stream = EventStream(StreamSettings(seed=5, start_ms=int(time.time() * 1000) - 600_000, rate=2000.0,
                                         bad_fraction=0.02))
     stats = produce(stream.records(), bootstrap, 2000.0, events=args.events, pace=False,

@@ -26,10 +26,4 @@ def kafka() -> str:
 @pytest.fixture
 def ingest_topics(kafka):
     """Fresh raw/clean/dlq topics for one test: tests never share data."""
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    names = {"raw": f"{prefix}.raw", "clean": f"{prefix}.clean", "dlq": f"{prefix}.dlq", "prefix": prefix}
-    by_role = {spec.name: spec for spec in topics.TOPICS}
-    specs = [topics.TopicSpec(names[role], config=by_role[name].config)
-             for role, name in (("raw", topics.RAW), ("clean", topics.CLEAN), ("dlq", topics.DLQ))]
-    topics.ensure_topics(kafka, specs + [spec for spec in topics.TOPICS if spec.name == topics.LABELS], log=lambda *_: None)
-    return names
+    return topics.create_ingest_topics(kafka, f"test-{uuid.uuid4().hex[:8]}")

@@ -33,7 +33,7 @@ def ingest_args(names: dict, *extra: str) -> list[str]:
             "--transactional-id-prefix", names["prefix"], "--group-id", names["prefix"], *extra]
 
 
-def run_bounded_ingest(bootstrap: str, names: dict, start: dict, end: dict, *extra: str) -> None:
+def run_bounded_ingest(names: dict, start: dict, end: dict, *extra: str) -> None:
     cmd = [sys.executable, "-m", "jobs.ingest", *ingest_args(names, "--start-offsets", format_offsets(start),
                                                              "--stop-offsets", format_offsets(end), *extra)]
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)

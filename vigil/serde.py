@@ -90,20 +90,18 @@ def record_timestamp(event_time_ms: int, sent_at_ms: int) -> int:
     return min(event_time_ms, sent_at_ms)
 
 
-_DECODERS: dict[tuple[int, int], Callable[[bytes, int], dict] | None] = {}
+_COMPILED: dict[tuple[Callable, int, int], Callable | None] = {}
 
 
-def _decoder(catalog: SchemaCatalog, schema_id: int):
-    key = (id(catalog), schema_id)
-    if key not in _DECODERS:
+def _compiled(compile_codec: Callable, catalog: SchemaCatalog, schema_id: int) -> Callable | None:
+    """avro_codec's encoder or decoder for a schema id, compiled once; None if unsupported."""
+    key = (compile_codec, id(catalog), schema_id)
+    if key not in _COMPILED:
         try:
-            _DECODERS[key] = avro_codec.compile_decoder(catalog.writer_schema(schema_id))
+            _COMPILED[key] = compile_codec(catalog.writer_schema(schema_id))
         except avro_codec.Unsupported:
-            _DECODERS[key] = None
-    return _DECODERS[key]
-
-
-_ENCODERS: dict[tuple[int, int], Callable[[dict, bytes], bytes] | None] = {}
+            _COMPILED[key] = None
+    return _COMPILED[key]
 
 
 def encode(record: dict, schema_id: int | None = None, catalog: SchemaCatalog | None = None) -> bytes:
@@ -111,13 +109,7 @@ def encode(record: dict, schema_id: int | None = None, catalog: SchemaCatalog | 
     catalog = catalog or default_catalog()
     schema_id = catalog.id_of_reader() if schema_id is None else schema_id
     header = HEADER.pack(MAGIC_BYTE, schema_id)
-    cache_key = (id(catalog), schema_id)
-    if cache_key not in _ENCODERS:
-        try:
-            _ENCODERS[cache_key] = avro_codec.compile_encoder(catalog.writer_schema(schema_id))
-        except avro_codec.Unsupported:
-            _ENCODERS[cache_key] = None
-    fast = _ENCODERS[cache_key]
+    fast = _compiled(avro_codec.compile_encoder, catalog, schema_id)
     if fast is not None:
         return fast(record, header)
     out = io.BytesIO()
@@ -142,7 +134,7 @@ def decode(payload: bytes, catalog: SchemaCatalog | None = None) -> dict:
         raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not known") from None
     reader = catalog.reader_schema()
     if writer is reader:
-        fast = _decoder(catalog, schema_id)
+        fast = _compiled(avro_codec.compile_decoder, catalog, schema_id)
         if fast is not None:
             try:
                 return fast(payload, HEADER.size)

@@ -35,6 +35,17 @@ TOPICS = (
 )
 
 
+def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
+    """Fresh `<prefix>.raw/.clean/.dlq` with the production topics' settings (tests, benchmarks),
+    plus the labels topic the generator writes; returns the names by role and the prefix."""
+    names = {"raw": f"{prefix}.raw", "clean": f"{prefix}.clean", "dlq": f"{prefix}.dlq", "prefix": prefix}
+    by_name = {spec.name: spec for spec in TOPICS}
+    specs = [TopicSpec(names[role], config=by_name[name].config)
+             for role, name in (("raw", RAW), ("clean", CLEAN), ("dlq", DLQ))]
+    ensure_topics(bootstrap, specs + [by_name[LABELS]], log=lambda *_: None)
+    return names
+
+
 def ensure_topics(bootstrap: str, specs=TOPICS, log=print) -> None:
     """Create missing topics; existing ones are left as they are."""
     from confluent_kafka.admin import AdminClient, NewTopic

@@ -15,7 +15,7 @@ def test_every_input_lands_once_in_clean_or_dlq_with_its_reason(kafka, ingest_to
     end = kafka_io.end_offsets(kafka, ingest_topics["raw"])
     assert sum(end.values()) - sum(start.values()) == len(manifest) == 20_000
 
-    run_bounded_ingest(kafka, ingest_topics, start, end, "--checkpoint-interval-ms", "1000")
+    run_bounded_ingest(ingest_topics, start, end, "--checkpoint-interval-ms", "1000")
 
     result = read_outcomes(kafka, ingest_topics, len(manifest), max_wait_s=30)
     by_reason = assert_each_input_exactly_once(manifest, result)

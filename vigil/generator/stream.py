@@ -114,13 +114,15 @@ class EventStream:
 
     def _bad(self, clock: int) -> Record:
         kind = self._bad_kinds[self.rng.randrange(len(self._bad_kinds))]
-        if kind == "duplicate" and self._recent:
+        if kind == "duplicate" and not self._recent:
+            kind = "out_of_order"  # nothing sent yet to copy
+        if kind == "duplicate":
             original = self._recent[self.rng.randrange(len(self._recent))]
             # The copy is not labelled again: ground truth has one line per event.
             return Record(original.key, original.value, original.timestamp_ms, original.event_id,
                           original.tenant_id, "duplicate", kind)
         event = self._fresh_event(clock)
-        if kind in ("late", "out_of_order", "duplicate"):
+        if kind in ("late", "out_of_order"):
             # late: minutes behind the stream; out of order: within the watermark's bound.
             behind = self.rng.randrange(120_000, 600_000) if kind == "late" else self.rng.randrange(200, 3000)
             event["event_time"] = clock - behind

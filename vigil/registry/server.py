@@ -74,12 +74,11 @@ class Registry:
         state = self.log.state
         text = canonical_or_422(_schema_of(body))
         mode = state.compatibility_of(subject)
-        try:
-            existing = [v.schema for v in state.live_versions(subject)]
-        except RegistryError:
-            existing = []
-        if version != "latest" and existing:
-            existing = [state.version(subject, version).schema] if not mode.endswith("_TRANSITIVE") else existing
+        # Transitive modes check every version; the others the one named in the path.
+        if mode.endswith("_TRANSITIVE") or mode == "NONE":
+            existing = [v.schema for v in state.live_versions(subject)] if subject in state.versions else []
+        else:
+            existing = [state.version(subject, version).schema]
         problems = compatibility.incompatibilities(text, existing, mode)
         result = {"is_compatible": not problems}
         if _flag(query, "verbose") or problems:
