@@ -18,6 +18,7 @@ from vigil.registry.kafka_log import KafkaLog
 from vigil.registry.store import RegistryError, canonical_or_422
 
 MAX_BODY_BYTES = 1024 * 1024
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024  # beyond this an oversized request is just cut off
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _SUBJECT = r"(?P<subject>[^/]+)"
 _VERSION = r"(?P<version>[^/]+)"
@@ -178,6 +179,12 @@ def make_handler(registry: Registry):
         def _body(self) -> dict:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
+                # Read what the client is sending (up to a bound) so that it can read our answer;
+                # a client still writing into a closed socket only sees a broken pipe.
+                self.close_connection = True
+                remaining = min(length, DRAIN_LIMIT_BYTES)
+                while remaining > 0 and (chunk := self.rfile.read(min(remaining, 65536))):
+                    remaining -= len(chunk)
                 raise RegistryError(413, 41301, f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
             raw = self.rfile.read(length)
             try:
