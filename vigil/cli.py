@@ -1,8 +1,10 @@
 """`vigil`: the command line for the local platform, the generator and the jobs.
 
-  vigil infra up|down|status [--wipe]     Kafka broker (KRaft) on 127.0.0.1:9092, topics
+  vigil infra up|down|status [--wipe]     Kafka broker (KRaft) on 127.0.0.1:9092, topics,
+                                          schema registry on 127.0.0.1:8085
+  vigil schema list|register|check|config the schema registry (see vigil/schema_cli.py)
   vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081
-  vigil generate [--rate --events|--duration --seed --bad-fraction ...]
+  vigil generate [--rate --events|--duration --seed --bad-fraction --v2-fraction ...]
   vigil run ingest [job flags]            run a job locally (MiniCluster, this process)
   vigil submit ingest [job flags]         submit a job to the local cluster (flink run -py)
   vigil demo [--duration --rate]          the README's first command, end to end
@@ -16,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import flink_cluster, kafka_broker, topics
+from vigil import flink_cluster, kafka_broker, schema_cli, topics
 from vigil.paths import PROJECT_ROOT, state_dir
+from vigil.registry import service as registry_service
 
 JOBS = {"ingest": "jobs/ingest.py"}
 
@@ -30,13 +33,16 @@ def cmd_infra(args) -> int:
     if args.action == "up":
         kafka_broker.start()
         topics.ensure_topics(_bootstrap())
+        registry_service.start(_bootstrap())
     elif args.action == "down":
+        registry_service.stop()
         kafka_broker.stop()
         if args.wipe:
             kafka_broker.wipe()
-            print("kafka: data wiped")
+            print("kafka: data wiped (schemas included: they live in the _schemas topic)")
     else:
         print(kafka_broker.status())
+        print(registry_service.status())
     return 0
 
 
@@ -53,19 +59,24 @@ def cmd_cluster(args) -> int:
 def cmd_generate(args) -> int:
     from vigil.generator.producer import produce
     from vigil.generator.stream import EventStream, StreamSettings
+    from vigil.generator.wire import EventWriter
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 31)
     start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
     settings = StreamSettings(seed=seed, start_ms=start_ms, rate=args.rate,
                               fraud_fraction=args.fraud_fraction, bad_fraction=args.bad_fraction,
-                              tenants=args.tenants, merchants=args.merchants)
+                              tenants=args.tenants, merchants=args.merchants, v2_fraction=args.v2_fraction)
     if args.events is None and args.duration is None:
         args.events = 10_000
     labels = Path(args.labels_file) if args.labels_file else state_dir() / f"labels-{seed}.jsonl"
     print(f"generate: seed {seed}, {args.rate:,.0f} events/s, "
           f"{f'{args.events:,} events' if args.events else f'{args.duration:.0f}s'}, "
-          f"bad fraction {args.bad_fraction}, fraud fraction {args.fraud_fraction} -> {args.topic}", file=sys.stderr)
-    stats = produce(EventStream(settings).records(), args.bootstrap, args.rate, events=args.events,
+          f"bad fraction {args.bad_fraction}, fraud fraction {args.fraud_fraction}, "
+          f"v2 fraction {args.v2_fraction} -> {args.topic}", file=sys.stderr)
+    writer = EventWriter.registered(args.schema_registry_url, args.topic, with_v2=args.v2_fraction > 0)
+    print(f"generate: schema ids from {args.schema_registry_url}: v1 {writer.v1_id}"
+          + (f", v2 {writer.v2_id}" if writer.v2_id else ""), file=sys.stderr)
+    stats = produce(EventStream(settings, writer).records(), args.bootstrap, args.rate, events=args.events,
                     duration_s=args.duration, pace=not args.no_pace, labels_file=labels,
                     manifest_file=Path(args.manifest) if args.manifest else None, topic=args.topic)
     print(f"generate: sent {stats.sent:,} events in {stats.elapsed_s:.1f}s ({stats.rate:,.0f}/s); "
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("infra", help="local Kafka broker and topics")
+    p = sub.add_parser("infra", help="local Kafka broker, topics and schema registry")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--wipe", action="store_true", help="with down: delete the broker's data")
     p.set_defaults(func=cmd_infra)
@@ -112,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--taskmanagers", type=int, default=1)
     p.set_defaults(func=cmd_cluster)
+
+    schema_cli.add_parser(sub, registry_service.registry_url())
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
@@ -123,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-ms", type=int, help="event time of the first event (default: now)")
     p.add_argument("--bad-fraction", type=float, default=0.0, help="share of bad/late/duplicate records")
     p.add_argument("--fraud-fraction", type=float, default=0.02, help="share of sessions that are fraud")
+    p.add_argument("--v2-fraction", type=float, default=0.0,
+                   help="share of events written with event schema v2 (registered first)")
+    p.add_argument("--schema-registry-url", default=registry_service.registry_url())
     p.add_argument("--tenants", type=int, default=50)
     p.add_argument("--merchants", type=int, default=10_000)
     p.add_argument("--labels-file", help="ground-truth JSON lines (default: .vigil/labels-<seed>.jsonl)")

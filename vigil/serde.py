@@ -1,13 +1,14 @@
 """Event serialisation: Confluent wire format (magic byte 0, big-endian 4-byte schema id, Avro body).
 
 All encoding and decoding of events goes through this module. Schemas are found by id through a
-`SchemaCatalog`; `LocalSchemaCatalog` reads the versioned .avsc files under vigil/schemas/, and a
-schema-registry client can replace it without touching callers.
+`SchemaCatalog`: `LocalSchemaCatalog` reads the versioned .avsc files under vigil/schemas/ (offline:
+unit tests, tools); `vigil.registry.catalog.RegistrySchemaCatalog` asks the schema registry, as
+running producers and jobs do. Records written with an older schema are resolved to the reader's.
 
 >>> catalog = LocalSchemaCatalog()
 >>> payload = encode({"event_id": "e1", "tenant_id": "t1"}, catalog=catalog)
 >>> payload[:5]
-b'\\x00\\x00\\x00\\x00\\x01'
+b'\\x00\\x00\\x00\\x00\\x02'
 >>> decode(payload, catalog=catalog)["event_id"]
 'e1'
 """
@@ -133,11 +134,15 @@ def decode(payload: bytes, catalog: SchemaCatalog | None = None) -> dict:
     except KeyError:
         raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not known") from None
     reader = catalog.reader_schema()
-    if writer is reader:
+    added = _added_fields(catalog, schema_id, writer, reader) if writer is not reader else None
+    if writer is reader or added is not None:
         fast = _compiled(avro_codec.compile_decoder, catalog, schema_id)
         if fast is not None:
             try:
-                return fast(payload, HEADER.size)
+                record = fast(payload, HEADER.size)
+                if added:
+                    record.update(added)
+                return record
             except Exception as exc:  # noqa: BLE001 - corrupt bytes raise several types
                 raise DecodeError("avro_decode_error", f"{type(exc).__name__}: {_first_line(exc)}") from None
     body = io.BytesIO(payload)
@@ -154,6 +159,37 @@ def decode(payload: bytes, catalog: SchemaCatalog | None = None) -> dict:
     if body.tell() != len(payload):
         raise DecodeError("avro_decode_error", f"{len(payload) - body.tell()} trailing bytes after the record")
     return record
+
+
+_ADDED: dict[tuple[int, int], dict | None] = {}
+
+
+def _added_fields(catalog: SchemaCatalog, schema_id: int, writer: Any, reader: Any) -> dict | None:
+    """The reader's extra fields with their defaults, when the reader is the writer plus fields
+    with defaults (the usual evolution step, v1 read as v2); else None.
+
+    In that case Avro resolution means: decode as written, then add the defaults. So records of an
+    older version take the compiled decoder too instead of fastavro's generic resolver.
+    """
+    key = (id(catalog), schema_id)
+    if key not in _ADDED:
+        _ADDED[key] = _extension_defaults(writer, reader)
+    return _ADDED[key]
+
+
+def _extension_defaults(writer: Any, reader: Any) -> dict | None:
+    if not (isinstance(writer, dict) and isinstance(reader, dict)) or writer.get("name") != reader.get("name"):
+        return None
+    written = {f["name"]: json.dumps(f["type"], sort_keys=True) for f in writer.get("fields", [])}
+    read = {f["name"]: f for f in reader.get("fields", [])}
+    if any(name not in read or json.dumps(read[name]["type"], sort_keys=True) != type_
+           for name, type_ in written.items()):
+        return None
+    extra = {name: f for name, f in read.items() if name not in written}
+    # Only defaults that mean the same in JSON and in Python (null, numbers, strings, booleans).
+    if any("default" not in f or isinstance(f["default"], (dict, list)) for f in extra.values()):
+        return None
+    return {name: f["default"] for name, f in extra.items()}
 
 
 @lru_cache(maxsize=256)

@@ -28,6 +28,8 @@ class Log:
         for key, record_value in records:
             self.records.append((key, record_value))
             self.state.apply(key, record_value)
+        # As KafkaLog.append: without a competing writer, every record written takes effect.
+        assert all(self.state.took_effect(key, record_value) for key, record_value in records)
         return value
 
     def replay(self) -> RegistryState:

@@ -28,7 +28,7 @@ def test_round_trip_keeps_every_field():
 
 def test_wire_format_header():
     payload = serde.encode(event())
-    assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == 1
+    assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == 2  # the offline catalog's v2
 
 
 def _random_event(rng: random.Random) -> dict:
@@ -43,6 +43,7 @@ def _random_event(rng: random.Random) -> dict:
         "currency": maybe("EUR"), "country": maybe("FR"), "latitude": maybe(rng.uniform(-90, 90)),
         "longitude": maybe(rng.uniform(-180, 180)), "product_id": maybe("p"), "category": maybe("c" * 70),
         "schema_version": rng.randrange(-70, 70),
+        "payment_method": maybe("wallet"), "loyalty_tier": maybe("gold"),
     }
 
 
@@ -63,7 +64,22 @@ def test_fast_decoder_reads_what_fastavro_reads():
         body = io.BytesIO()
         fastavro.schemaless_writer(body, schema, _random_event(rng))
         expected = fastavro.schemaless_reader(io.BytesIO(body.getvalue()), schema, None)
-        assert serde.decode(b"\x00\x00\x00\x00\x01" + body.getvalue()) == expected
+        assert serde.decode(b"\x00\x00\x00\x00\x02" + body.getvalue()) == expected
+
+
+def test_v1_records_are_resolved_to_the_v2_reader_like_avro_resolution_does():
+    """v1 is v2 minus two optional fields: the compiled path (decode, add defaults) must equal
+    fastavro's writer -> reader resolution."""
+    catalog = serde.default_catalog()
+    v1, v2 = catalog.writer_schema(1), catalog.reader_schema()
+    rng = random.Random(45)
+    for _ in range(1000):
+        record = _random_event(rng)
+        payload = serde.encode(record, 1)
+        expected = fastavro.schemaless_reader(io.BytesIO(payload[5:]), v1, v2)
+        decoded = serde.decode(payload)
+        assert decoded == expected
+        assert decoded["payment_method"] is None and decoded["loyalty_tier"] is None
 
 
 def test_fast_decoder_rejects_every_truncation_and_corruption():
@@ -73,7 +89,7 @@ def test_fast_decoder_rejects_every_truncation_and_corruption():
             serde.decode(payload[:cut])
     rng = random.Random(44)
     for _ in range(3000):  # random bytes never crash the decoder, they get a reason
-        garbage = b"\x00\x00\x00\x00\x01" + rng.randbytes(rng.randrange(0, 60))
+        garbage = b"\x00\x00\x00\x00" + bytes([rng.choice([1, 2])]) + rng.randbytes(rng.randrange(0, 60))
         try:
             serde.decode(garbage)
         except serde.DecodeError as error:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import heapq
 import random
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
 
-from vigil import serde
 from vigil.generator import bad_input
 from vigil.generator.scripts import SCENARIO_SCRIPTS, SCENARIOS, shopping_session
+from vigil.generator.wire import EventWriter
 from vigil.generator.world import World
+
+PAYMENT_METHODS = ("card", "wallet", "bank_transfer", "bnpl", "gift_card")
+LOYALTY_TIERS = ("none", "silver", "gold", "platinum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +51,15 @@ class StreamSettings:
     tenants: int = 50
     merchants: int = 10_000
     users: int = 500_000
+    v2_fraction: float = 0.0        # share of valid events written with event schema v2
 
 
 class EventStream:
-    def __init__(self, settings: StreamSettings):
+    def __init__(self, settings: StreamSettings, writer: EventWriter | None = None):
         self.s = settings
+        self.write = writer or EventWriter.offline()
+        # Its own generator, so that asking for v2 events leaves every other draw as it was.
+        self._schema_rng = random.Random(f"schema-{settings.seed}")
         self.world = World(settings.seed, settings.tenants, settings.merchants, settings.users)
         self.rng = random.Random(f"stream-{settings.seed}")
         self._heap: list = []
@@ -97,7 +105,8 @@ class EventStream:
         self._push(at_ms, script, scenario, instance)
         event = fields  # each script step yields a fresh dict: completed in place
         event["event_id"], event["event_time"] = self._event_id(), at_ms
-        record = Record(bad_input.key_of(event), serde.encode(event), at_ms, event["event_id"],
+        self._maybe_v2(event)
+        record = Record(bad_input.key_of(event), self.write.event(event), at_ms, event["event_id"],
                         event["tenant_id"], "clean", scenario or "session", scenario, instance)
         self._recent.append(record)
         return record
@@ -105,12 +114,24 @@ class EventStream:
     def _event_id(self) -> str:
         return f"e{self.rng.getrandbits(64):016x}"
 
+    def _maybe_v2(self, event: dict) -> None:
+        """Upgrade the event to schema v2 (in place) for the asked share; v2 fields are stable per
+        user and card, as a real storefront's would be."""
+        if not self.s.v2_fraction or self._schema_rng.random() >= self.s.v2_fraction:
+            return
+        event["schema_version"] = 2
+        event["loyalty_tier"] = LOYALTY_TIERS[zlib.crc32(event["user_id"].encode()) % len(LOYALTY_TIERS)]
+        card = event.get("card_fingerprint")
+        event["payment_method"] = PAYMENT_METHODS[zlib.crc32(card.encode()) % len(PAYMENT_METHODS)] if card else None
+
     # --- bad input -----------------------------------------------------------------------------
     def _fresh_event(self, clock: int) -> dict:
         """A plausible standalone event (a page view) to corrupt."""
         session = shopping_session(self.rng, self.world)
         _, fields = next(session)
-        return {**fields, "event_id": self._event_id(), "event_time": clock}
+        event = {**fields, "event_id": self._event_id(), "event_time": clock}
+        self._maybe_v2(event)
+        return event
 
     def _bad(self, clock: int) -> Record:
         kind = self._bad_kinds[self.rng.randrange(len(self._bad_kinds))]
@@ -127,8 +148,8 @@ class EventStream:
             behind = self.rng.randrange(120_000, 600_000) if kind == "late" else self.rng.randrange(200, 3000)
             event["event_time"] = clock - behind
             expected = "late_event" if kind == "late" else "clean"
-            return Record(bad_input.key_of(event), serde.encode(event), event["event_time"],
+            return Record(bad_input.key_of(event), self.write.event(event), event["event_time"],
                           event["event_id"], event["tenant_id"], expected, kind)
-        key, value, timestamp, expected = bad_input.BAD_KINDS[kind](self.rng, event)
+        key, value, timestamp, expected = bad_input.BAD_KINDS[kind](self.rng, event, self.write)
         return Record(key, value, timestamp, None if expected != "clean" else event["event_id"],
                       event.get("tenant_id"), expected, kind)

@@ -102,6 +102,8 @@ class RegistryState:
 
     def took_effect(self, key: dict, value: dict | None) -> bool:
         """After applying: is `value` what the state now holds for `key`? (False: a lost race.)"""
+        if key["kind"] == "CONFIG":  # last write wins: a config record always takes effect
+            return True
         current = self.versions.get(key["subject"], {}).get(key["version"])
         if value is None:
             return current is None
