@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vigil import kafka_broker, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
 from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
+from vigil.generator.wire import EventWriter  # noqa: E402
+from vigil.registry import service as registry_service  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +46,9 @@ def main() -> None:
     topic = f"bench-generator-{uuid.uuid4().hex[:6]}"
     topics.ensure_topics(bootstrap, [topics.TopicSpec(topic, config={"max.message.bytes": "2097152"})],
                          log=lambda *_: None)
-    stats = produce(EventStream(settings).records(), bootstrap, settings.rate, events=args.events,
+    registry_service.start(bootstrap, log=lambda *_: None)
+    writer = EventWriter.registered(registry_service.registry_url(), topic, with_v2=False)
+    stats = produce(EventStream(settings, writer).records(), bootstrap, settings.rate, events=args.events,
                     pace=False, topic=topic, progress_every_s=1e9)
     print(f"into Kafka ({topic}, {topics.TopicSpec(topic).partitions} partitions, acks=all): "
           f"{stats.sent:,} events in {stats.elapsed_s:.1f}s = {stats.rate:,.0f} events/s sustained, "

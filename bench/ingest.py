@@ -18,7 +18,6 @@ interval (stated in the output).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -32,6 +31,11 @@ from jobs.ingest import format_offsets  # noqa: E402
 from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
 from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
+from vigil.generator.wire import EventWriter  # noqa: E402
+from vigil.registry import service as registry_service  # noqa: E402
+from vigil.registry.catalog import value_decoder  # noqa: E402
+
+V2_FRACTION = 0.3  # mixed v1/v2 producers, as during a schema roll-out
 from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 
 
@@ -60,6 +64,7 @@ def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[f
     consumer.assign([TopicPartition(names["clean"], p, ends[p]) for p in partitions])
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
+    decode_clean = value_decoder(registry_service.registry_url())
     done = threading.Event()
 
     def consume() -> None:
@@ -70,7 +75,7 @@ def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[f
                     return
                 continue
             received = time.time()
-            event_id = json.loads(message.value())["event_id"]
+            event_id = decode_clean(message.value())["event_id"]
             if event_id in sent_at:
                 latencies.append((received - sent_at[event_id]) * 1000)
 
@@ -88,7 +93,8 @@ def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[f
     deadline = float("inf")
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
-    stream = EventStream(StreamSettings(seed=9, start_ms=int(time.time() * 1000), rate=rate))
+    stream = EventStream(StreamSettings(seed=9, start_ms=int(time.time() * 1000), rate=rate, v2_fraction=V2_FRACTION),
+                         EventWriter.registered(registry_service.registry_url(), names["raw"], with_v2=True))
     produce(iter(Recording(stream.records())), bootstrap, rate, duration_s=seconds, pace=True,
             topic=names["raw"], progress_every_s=1e9)
     deadline = time.time() + 30
@@ -101,7 +107,8 @@ def _latency(bootstrap: str, names: dict, rate: float, seconds: float) -> list[f
 def run_variant(mode: str, args, bootstrap: str) -> dict:
     names = topics.create_ingest_topics(bootstrap, f"bench-{mode}-{uuid.uuid4().hex[:6]}")
     stream = EventStream(StreamSettings(seed=5, start_ms=int(time.time() * 1000) - 600_000, rate=2000.0,
-                                        bad_fraction=0.02))
+                                        bad_fraction=0.02, v2_fraction=V2_FRACTION),
+                         EventWriter.registered(registry_service.registry_url(), names["raw"], with_v2=True))
     stats = produce(stream.records(), bootstrap, 2000.0, events=args.events, pace=False,
                     topic=names["raw"], progress_every_s=1e9)
     assert stats.failed == 0, stats.first_error
@@ -141,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
 
     kafka_broker.start(log=lambda *_: None)
+    registry_service.start(kafka_broker.BrokerSettings().bootstrap, log=lambda *_: None)
     flink_cluster.start(taskmanagers=1, log=lambda *_: None)
     bootstrap = kafka_broker.BrokerSettings().bootstrap
     kafka_pid = lambda: [procs.read_pid(state_dir() / "kafka" / "kafka.pid")]  # noqa: E731

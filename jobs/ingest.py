@@ -1,11 +1,14 @@
 """Ingest job: events.raw -> validate -> de-duplicate -> events.clean (exactly-once) | events.dlq.
 
-Input  events.raw, key `tenant_id:user_id`, value in Confluent wire format (Avro, vigil/schemas),
-       record timestamp = event_time. Example value (decoded):
+Input  events.raw, key `tenant_id:user_id`, value in Confluent wire format (Avro): the writer
+       schema is fetched from the schema registry by the id in each record and resolved to the
+       job's reader schema (vigil/schemas/event-v2.avsc), so v1 and v2 producers mix freely.
+       Record timestamp = event_time. Example value (decoded):
        {"event_id": "e-42", "event_time": 2026-11-26T11:00:00Z, "tenant_id": "t007",
         "merchant_id": "m0042", "user_id": "u123", "event_type": "checkout", "amount": 59.90,
         "currency": "EUR", ...}
-Output events.clean  accepted events as JSON, once each (Kafka transactions, read_committed).
+Output events.clean  accepted events, once each (Kafka transactions, read_committed), in Flink's
+                    avro-confluent format: schema registered under events.clean-value.
        events.dlq    every rejected record: reason, detail, source position, original bytes.
 State  per (tenant_id, event_id): a COUNT in the de-duplication OVER aggregation, kept for
        --dedup-ttl (default 1 h) of processing time, RocksDB by default.
@@ -29,6 +32,7 @@ from udfs.ingest_udfs import count_rejection_udf, validate_event_udf  # noqa: E4
 from udfs.validation import ValidationRules  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
+from vigil.registry.service import registry_url  # noqa: E402
 from vigil.flink_env import FlinkSettings, table_environment  # noqa: E402
 
 JOB_NAME = "vigil-ingest"
@@ -40,6 +44,8 @@ class IngestConfig:
     raw_topic: str = topics.RAW
     clean_topic: str = topics.CLEAN
     dlq_topic: str = topics.DLQ
+    schema_registry_url: str = registry_url()
+    reader_schema: str = "event-v2.avsc"  # under vigil/schemas/; what the job reads records as
     group_id: str = "vigil-ingest"
     transactional_id_prefix: str = "vigil-ingest"
     bounded: bool = False                 # stop at the end offsets found at start (demo, tests)
@@ -63,6 +69,8 @@ class IngestConfig:
         p.add_argument("--raw-topic", default=d.raw_topic)
         p.add_argument("--clean-topic", default=d.clean_topic)
         p.add_argument("--dlq-topic", default=d.dlq_topic)
+        p.add_argument("--schema-registry-url", default=d.schema_registry_url,
+                       help="Confluent-compatible registry (ours, Confluent's, Apicurio ccompat)")
         p.add_argument("--group-id", default=d.group_id, help="consumer group (offsets in checkpoints)")
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix,
                        help="stable per job: changing it orphans open transactions")
@@ -83,7 +91,7 @@ class IngestConfig:
         a = p.parse_args(argv)
         return IngestConfig(
             bootstrap=a.bootstrap, raw_topic=a.raw_topic, clean_topic=a.clean_topic,
-            dlq_topic=a.dlq_topic, group_id=a.group_id, transactional_id_prefix=a.transactional_id_prefix,
+            dlq_topic=a.dlq_topic, schema_registry_url=a.schema_registry_url, group_id=a.group_id, transactional_id_prefix=a.transactional_id_prefix,
             bounded=a.bounded or a.stop_offsets is not None, start_offsets=a.start_offsets,
             stop_offsets=a.stop_offsets, out_of_orderness_s=a.out_of_orderness, dedup_ttl=a.dedup_ttl,
             tenant_label_capacity=a.tenant_label_capacity,
@@ -113,7 +121,7 @@ def format_offsets(offsets: dict[int, int]) -> str:
 
 def create_kafka_tables(t_env, config: IngestConfig) -> None:
     for statement in sql_files.render(
-            "ddl/ingest_tables.sql", bootstrap=config.bootstrap, raw_topic=config.raw_topic,
+            "ddl/ingest_tables.sql", bootstrap=config.bootstrap, schema_registry_url=config.schema_registry_url, raw_topic=config.raw_topic,
             clean_topic=config.clean_topic, dlq_topic=config.dlq_topic, group_id=config.group_id,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
@@ -125,7 +133,8 @@ def build_pipeline(t_env, config: IngestConfig):
     """Register the UDFs and views over `raw_events`; return the statement set writing
     `clean_events` and `dlq_events` (tables the caller has created)."""
     t_env.create_temporary_system_function(
-        "validate_event", validate_event_udf(config.rules, config.tenant_label_capacity))
+        "validate_event", validate_event_udf(config.rules, config.tenant_label_capacity,
+                                             config.schema_registry_url, config.reader_schema))
     t_env.create_temporary_system_function(
         "count_rejection", count_rejection_udf(config.tenant_label_capacity))
     statements = sql_files.render("queries/ingest_routing.sql", raw_topic=config.raw_topic,

@@ -1,7 +1,8 @@
-"""Shared fixtures: a real Kafka broker for the session, fresh topics per test.
+"""Shared fixtures: a real Kafka broker and the schema registry for the session, fresh topics
+per test.
 
-The broker is started by the project itself (vigil.kafka_broker) and stopped at the end only if
-this session started it. Unit tests need neither.
+Both are started by the project itself (vigil.kafka_broker, vigil.registry.service) and stopped
+at the end only if this session started them. Unit tests need neither.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 import pytest
 
 from vigil import kafka_broker, topics
+from vigil.registry import service as registry_service
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,18 @@ def kafka() -> str:
         kafka_broker.stop()
 
 
+@pytest.fixture(scope="session")
+def schema_registry(kafka) -> str:
+    """The registry process `vigil infra up` starts; its URL."""
+    settings = registry_service.RegistrySettings()
+    was_running = registry_service.is_running(settings)
+    registry_service.start(kafka, settings, log=lambda *_: None)
+    yield settings.url
+    if not was_running:
+        registry_service.stop(settings, log=lambda *_: None)
+
+
 @pytest.fixture
-def ingest_topics(kafka):
+def ingest_topics(kafka, schema_registry):
     """Fresh raw/clean/dlq topics for one test: tests never share data."""
     return topics.create_ingest_topics(kafka, f"test-{uuid.uuid4().hex[:8]}")

@@ -14,14 +14,20 @@ from jobs.ingest import format_offsets
 from vigil import kafka_io
 from vigil.generator.producer import produce
 from vigil.generator.stream import EventStream, StreamSettings
+from vigil.generator.wire import EventWriter
 from vigil.paths import PROJECT_ROOT
+from vigil.registry.catalog import value_decoder
+from vigil.registry.service import registry_url
 
 
 def produce_with_manifest(bootstrap: str, topic: str, events: int, tmp_path: Path, *, seed: int = 1,
-                          rate: float = 5000.0, bad_fraction: float = 0.05, pace: bool = False) -> list[dict]:
+                          rate: float = 5000.0, bad_fraction: float = 0.05, pace: bool = False,
+                          v2_fraction: float = 0.0) -> list[dict]:
+    """Produce like `vigil generate` does (schemas registered, registry ids in every record)."""
     manifest = tmp_path / f"manifest-{topic}.jsonl"
+    writer = EventWriter.registered(registry_url(), topic, with_v2=v2_fraction > 0)
     stream = EventStream(StreamSettings(seed=seed, start_ms=int(time.time() * 1000), rate=rate,
-                                        bad_fraction=bad_fraction))
+                                        bad_fraction=bad_fraction, v2_fraction=v2_fraction), writer)
     stats = produce(stream.records(), bootstrap, rate, events=events, pace=pace, manifest_file=manifest,
                     topic=topic, labels_file=tmp_path / "labels.jsonl")
     assert stats.failed == 0, stats.first_error
@@ -45,21 +51,24 @@ def read_outcomes(bootstrap: str, names: dict, expected_total: int, max_wait_s: 
     plus the clean event ids, read with read_committed; waits until `expected_total` arrived."""
     outcomes: dict[tuple[int, int], list[str]] = {}
     clean_ids: list[str] = []
+    clean: dict[str, dict] = {}  # event_id -> the event as written to events.clean
     deadline = time.monotonic() + max_wait_s
     clean_start: dict = {}
     dlq_start: dict = {}
+    decode_clean = value_decoder(registry_url())  # events.clean is avro-confluent
     while True:
         for message in kafka_io.read(bootstrap, names["clean"], clean_start, idle_timeout_s=2):
-            value = json.loads(message.value())
+            value = decode_clean(message.value())
             outcomes.setdefault((value["source_partition"], value["source_offset"]), []).append("clean")
             clean_ids.append(value["event_id"])
+            clean[value["event_id"]] = value
             clean_start[message.partition()] = message.offset() + 1
         for message in kafka_io.read(bootstrap, names["dlq"], dlq_start, idle_timeout_s=2):
             value = json.loads(message.value())
             outcomes.setdefault((value["source_partition"], value["source_offset"]), []).append(value["reason"])
             dlq_start[message.partition()] = message.offset() + 1
         if sum(map(len, outcomes.values())) >= expected_total or time.monotonic() > deadline:
-            return {"outcomes": outcomes, "clean_ids": clean_ids}
+            return {"outcomes": outcomes, "clean_ids": clean_ids, "clean": clean}
         time.sleep(1)
 
 

@@ -32,6 +32,8 @@ EVENT_FIELDS = [
     # BIGINT, not INT: in thread mode a NULL INT result fails in the JVM (Long.intValue on null);
     # the SQL casts it back.
     ("schema_version", DataTypes.BIGINT()),
+    # v2 of the event schema; null for v1 records (resolved with the fields' defaults).
+    ("payment_method", DataTypes.STRING()), ("loyalty_tier", DataTypes.STRING()),
 ]
 VERDICT_TYPE = DataTypes.ROW(
     [DataTypes.FIELD("reason", DataTypes.STRING()), DataTypes.FIELD("detail", DataTypes.STRING()),
@@ -73,12 +75,22 @@ class _TenantCounters:
 
 
 class ValidateEvent(ScalarFunction):
-    def __init__(self, rules: ValidationRules, tenant_label_capacity: int):
+    """Decodes each record through the schema registry (writer schema by the id in the record,
+    resolved to the job's reader schema), then validates it."""
+
+    def __init__(self, rules: ValidationRules, tenant_label_capacity: int, schema_registry_url: str | None,
+                 reader_schema: str):
         self.rules = rules
         self.tenant_label_capacity = tenant_label_capacity
+        self.schema_registry_url = schema_registry_url
+        self.reader_schema = reader_schema
 
     def open(self, function_context: FunctionContext):
         self._counters = _TenantCounters(function_context, self.tenant_label_capacity)
+        self._catalog = None  # None: the offline catalog (jobs run without a registry in no deployment)
+        if self.schema_registry_url:
+            from vigil.registry.catalog import RegistrySchemaCatalog
+            self._catalog = RegistrySchemaCatalog(self.schema_registry_url, self.reader_schema)
 
     def is_deterministic(self) -> bool:
         # The event-time skew rule reads the wall clock. Declaring it also stops the planner from
@@ -86,7 +98,7 @@ class ValidateEvent(ScalarFunction):
         return False
 
     def eval(self, payload, key):
-        verdict = validate(payload, key, int(time.time() * 1000), self.rules)
+        verdict = validate(payload, key, int(time.time() * 1000), self.rules, self._catalog)
         event = verdict.event
         tenant = event.get("tenant_id") if event and verdict.reason != "invalid_identifier" else None
         self._counters.inc(None, tenant)
@@ -112,8 +124,9 @@ class CountRejection(ScalarFunction):
         return reason
 
 
-def validate_event_udf(rules: ValidationRules, tenant_label_capacity: int):
-    return udf(ValidateEvent(rules, tenant_label_capacity),
+def validate_event_udf(rules: ValidationRules, tenant_label_capacity: int, schema_registry_url: str | None,
+                       reader_schema: str = "event-v2.avsc"):
+    return udf(ValidateEvent(rules, tenant_label_capacity, schema_registry_url, reader_schema),
                input_types=[DataTypes.BYTES(), DataTypes.BYTES()], result_type=VERDICT_TYPE)
 
 

@@ -74,6 +74,9 @@ def table_environment(settings: FlinkSettings, job_name: str, extra: dict[str, s
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
-    for key, value in {**settings.as_config(), "pipeline.name": job_name, **(extra or {})}.items():
+    # UTC everywhere: TIMESTAMP columns written to Avro (timestamp-millis) mean UTC, whatever the
+    # machine's zone; Flink's Avro schema derivation has no TIMESTAMP_LTZ.
+    defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name}
+    for key, value in {**settings.as_config(), **defaults, **(extra or {})}.items():
         conf.set(key, value)
     return t_env

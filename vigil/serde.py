@@ -161,6 +161,25 @@ def decode(payload: bytes, catalog: SchemaCatalog | None = None) -> dict:
     return record
 
 
+def decode_as_written(payload: bytes, catalog: SchemaCatalog) -> dict:
+    """Decode a wire-format payload with its own writer schema (no reader schema): for tools and
+    tests reading a topic whose schema another component registered (events.clean is written by
+    Flink's avro-confluent format). Raises DecodeError like `decode`."""
+    if not payload or len(payload) < HEADER.size or payload[0] != MAGIC_BYTE:
+        raise DecodeError("bad_header", "not Confluent wire format")
+    schema_id = HEADER.unpack_from(payload)[1]
+    try:
+        writer = catalog.writer_schema(schema_id)
+    except KeyError:
+        raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not known") from None
+    body = io.BytesIO(payload)
+    body.seek(HEADER.size)
+    try:
+        return fastavro.schemaless_reader(body, writer, None)
+    except Exception as exc:  # noqa: BLE001 - fastavro raises many types on corrupt bytes
+        raise DecodeError("avro_decode_error", f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
 _ADDED: dict[tuple[int, int], dict | None] = {}
 
 

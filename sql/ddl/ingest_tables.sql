@@ -30,10 +30,13 @@ CREATE TABLE raw_events (
 
 -- clean_events: accepted, de-duplicated events; key tenant_id:user_id keeps per-user order.
 -- Exactly-once: Kafka transactions committed on checkpoint completion.
+-- Value: Flink's avro-confluent format. Its Avro schema is derived from these columns and
+-- registered under '${clean_topic}-value' on first write; adding a nullable column registers a
+-- new, backward-compatible version. Downstream jobs read it with the same format.
 CREATE TABLE clean_events (
   record_key STRING,
   event_id STRING,
-  event_time TIMESTAMP_LTZ(3),
+  event_time TIMESTAMP(3),       -- UTC (the job runs with table.local-time-zone = UTC)
   tenant_id STRING,
   merchant_id STRING,
   user_id STRING,
@@ -51,6 +54,8 @@ CREATE TABLE clean_events (
   product_id STRING,
   category STRING,
   schema_version INT,
+  payment_method STRING,
+  loyalty_tier STRING,
   source_partition INT,
   source_offset BIGINT
 ) WITH (
@@ -62,9 +67,8 @@ CREATE TABLE clean_events (
   'sink.transactional-id-prefix' = '${transactional_id_prefix}-clean',
   'key.format' = 'raw',
   'key.fields' = 'record_key',
-  'value.format' = 'json',
-  'value.json.timestamp-format.standard' = 'ISO-8601',
-  'value.json.encode.decimal-as-plain-number' = 'true',
+  'value.format' = 'avro-confluent',
+  'value.avro-confluent.url' = '${schema_registry_url}',
   'value.fields-include' = 'EXCEPT_KEY'
 );
 

@@ -13,7 +13,8 @@ CREATE TEMPORARY VIEW verdicts AS
 SELECT record_key, payload, kafka_partition, kafka_offset, kafka_ts, proc_time,
        v.reason, v.detail, v.payload_size, v.event_id, v.event_time_ms, v.tenant_id, v.merchant_id, v.user_id,
        v.session_id, v.device_id, v.ip, v.card_fingerprint, v.event_type, v.status, v.amount,
-       v.currency, v.country, v.latitude, v.longitude, v.product_id, v.category, v.schema_version
+       v.currency, v.country, v.latitude, v.longitude, v.product_id, v.category, v.schema_version,
+       v.payment_method, v.loyalty_tier
 FROM (
   SELECT record_key, payload, kafka_partition, kafka_offset, kafka_ts, proc_time,
          validate_event(payload, record_key) AS v
@@ -34,10 +35,10 @@ FROM timely
 WHERE NOT is_late;
 
 INSERT INTO clean_events
-SELECT CAST(record_key AS STRING), event_id, TO_TIMESTAMP_LTZ(event_time_ms, 3), tenant_id,
+SELECT CAST(record_key AS STRING), event_id, CAST(TO_TIMESTAMP_LTZ(event_time_ms, 3) AS TIMESTAMP(3)), tenant_id,
        merchant_id, user_id, session_id, device_id, ip, card_fingerprint, event_type, status,
        amount, currency, country, latitude, longitude, product_id, category,
-       CAST(schema_version AS INT), kafka_partition, kafka_offset
+       CAST(schema_version AS INT), payment_method, loyalty_tier, kafka_partition, kafka_offset
 FROM counted
 WHERE copies = 1;
 

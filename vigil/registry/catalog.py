@@ -21,6 +21,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from vigil.registry.client import RegistryClient, RegistryResponseError
+from vigil import serde
 from vigil.serde import load_schema
 
 SUBJECT_NOT_FOUND_CODES = (40401, 40403)
@@ -88,3 +89,9 @@ class RegistrySchemaCatalog:
             return self._reader if to_parsing_canonical_form(raw) == self._reader_form else None
         except Exception:  # noqa: BLE001 - a schema fastavro cannot canonicalise is simply not the reader
             return None
+
+
+def value_decoder(url: str):
+    """payload -> dict, each record with its own writer schema from the registry (tools, tests)."""
+    catalog = RegistrySchemaCatalog(url)
+    return lambda payload: serde.decode_as_written(payload, catalog)

@@ -2,7 +2,7 @@
 
 It runs `python -m vigil.registry.server` from this virtualenv, on 127.0.0.1:`VIGIL_REGISTRY_PORT`
 (8085 by default; Flink's REST API has 8081), against the local broker. Its state is the
-`_schemas` topic, so stopping or killing it loses nothing; pid and log live in `<state>/registry/`.
+`_schemas` topic, so stopping or killing it loses nothing; pid and log live in `<state>/registry/` (one pid file per port).
 Every other component finds the registry through `registry_url()`, so pointing
 `VIGIL_SCHEMA_REGISTRY_URL` at Confluent Schema Registry or Apicurio (ccompat API) replaces it.
 """
@@ -41,8 +41,8 @@ def _home() -> Path:
     return sub(state_dir(), "registry")
 
 
-def _pid_file() -> Path:
-    return _home() / "registry.pid"
+def _pid_file(settings: RegistrySettings) -> Path:
+    return _home() / f"registry-{settings.port}.pid"
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
@@ -55,7 +55,7 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
 
 
 def is_running(settings: RegistrySettings = RegistrySettings()) -> bool:
-    return procs.is_alive(procs.read_pid(_pid_file())) and healthy(settings.url)
+    return procs.is_alive(procs.read_pid(_pid_file(settings))) and healthy(settings.url)
 
 
 def start(bootstrap: str, settings: RegistrySettings = RegistrySettings(), log=print,
@@ -63,14 +63,14 @@ def start(bootstrap: str, settings: RegistrySettings = RegistrySettings(), log=p
     """Start the registry unless it runs; returns its pid."""
     if is_running(settings):
         log(f"registry: already running on {settings.url}")
-        return procs.read_pid(_pid_file())
+        return procs.read_pid(_pid_file(settings))
     if procs.port_open("127.0.0.1", settings.port):
         raise RuntimeError(f"port {settings.port} is taken by a process this project did not start;"
                            " set VIGIL_REGISTRY_PORT to use another port")
-    log_file = _home() / "registry.log"
+    log_file = _home() / f"registry-{settings.port}.log"
     cmd = [sys.executable, "-m", "vigil.registry.server", "--bootstrap", bootstrap,
            "--port", str(settings.port)]
-    pid = procs.spawn(cmd, log_file, _pid_file(), cwd=PROJECT_ROOT)
+    pid = procs.spawn(cmd, log_file, _pid_file(settings), cwd=PROJECT_ROOT)
 
     def ready() -> bool:
         if not procs.is_alive(pid):
@@ -83,11 +83,15 @@ def start(bootstrap: str, settings: RegistrySettings = RegistrySettings(), log=p
     return pid
 
 
-def stop(log=print) -> None:
-    log("registry: stopped" if procs.stop(_pid_file(), timeout=15) else "registry: not running")
+def stop(settings: RegistrySettings = RegistrySettings(), log=print) -> None:
+    log("registry: stopped" if procs.stop(_pid_file(settings), timeout=15) else "registry: not running")
+
+
+def pid(settings: RegistrySettings = RegistrySettings()) -> int | None:
+    return procs.read_pid(_pid_file(settings))
 
 
 def status(settings: RegistrySettings = RegistrySettings()) -> str:
     if is_running(settings):
-        return f"registry: running on {settings.url} (pid {procs.read_pid(_pid_file())})"
+        return f"registry: running on {settings.url} (pid {procs.read_pid(_pid_file(settings))})"
     return "registry: stopped"
