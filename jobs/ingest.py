@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     create_kafka_tables(t_env, config)
     result = build_pipeline(t_env, config).execute()
     print(f"{JOB_NAME} submitted: job id {result.get_job_client().get_job_id()}", flush=True)
-    if config.bounded:
+    # A local MiniCluster lives in this process: leaving would end the job. `flink run --detached`
+    # (execution.attached false) hands the job to the cluster and returns.
+    if config.bounded or t_env.get_config().get("execution.attached", "true") == "true":
         result.wait()
 
 

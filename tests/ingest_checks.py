@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def produce_with_manifest(bootstrap: str, topic: str, events: int, tmp_path: Pat
                           rate: float = 5000.0, bad_fraction: float = 0.05, pace: bool = False,
                           v2_fraction: float = 0.0) -> list[dict]:
     """Produce like `vigil generate` does (schemas registered, registry ids in every record)."""
-    manifest = tmp_path / f"manifest-{topic}.jsonl"
+    manifest = tmp_path / f"manifest-{topic}-{uuid.uuid4().hex[:6]}.jsonl"  # this call's records only
     writer = EventWriter.registered(registry_url(), topic, with_v2=v2_fraction > 0)
     stream = EventStream(StreamSettings(seed=seed, start_ms=int(time.time() * 1000), rate=rate,
                                         bad_fraction=bad_fraction, v2_fraction=v2_fraction), writer)

@@ -24,6 +24,8 @@ def payment(amount: str = "25.00", currency: str = "EUR", **fields) -> dict:
     return event("payment_attempt", amount=amount, currency=currency, **fields)
 
 
-def wire(record: dict) -> tuple[bytes, bytes]:
-    """(key, value) as a producer following the contract writes them."""
-    return f"{record['tenant_id']}:{record['user_id']}".encode(), serde.encode(record)
+def wire(record: dict, writer=None) -> tuple[bytes, bytes]:
+    """(key, value) as a producer following the contract writes them; `writer`: a
+    vigil.generator.wire.EventWriter with registry ids (default: the offline catalog, v2)."""
+    value = writer.event(record) if writer is not None else serde.encode(record)
+    return f"{record['tenant_id']}:{record['user_id']}".encode(), value

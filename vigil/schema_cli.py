@@ -39,7 +39,8 @@ def add_parser(sub, default_url: str) -> None:
         a.set_defaults(func=run)
 
 
-def run(args, out=sys.stdout) -> int:
+def run(args, out=None) -> int:
+    out = out or sys.stdout
     client = RegistryClient(args.url, attempts=2)
     try:
         if args.action == "list":

@@ -15,7 +15,9 @@ from confluent_kafka import Producer
 from tests.ingest_checks import assert_each_input_exactly_once, ingest_args, produce_with_manifest, read_outcomes
 from tests.scenarios import event, wire
 from vigil import flink_cluster, procs
+from vigil.generator.wire import EventWriter
 from vigil.paths import PROJECT_ROOT
+from vigil.registry.service import registry_url
 
 EVENTS = 30_000
 RATE = 1500.0
@@ -66,8 +68,9 @@ def test_no_loss_no_duplicate_after_two_taskmanager_kills(flink, kafka, ingest_t
                 for i in range(10)]
         _resend_by_position(kafka, ingest_topics["raw"], early)
         producer = Producer({"bootstrap.servers": kafka})
+        writer = EventWriter.registered(registry_url(), ingest_topics["raw"], with_v2=False)
         for record in late:
-            key, value = wire(record)
+            key, value = wire(record, writer)
             producer.produce(ingest_topics["raw"], key=key, value=value, timestamp=record["event_time"])
         producer.flush(10)
         result = read_outcomes(kafka, ingest_topics, EVENTS + len(fresh) + len(early) + len(late), max_wait_s=60)
