@@ -63,4 +63,5 @@ test-e2e: setup
 
 bench: setup
 	@$(PY) bench/generator.py
+	@$(PY) bench/schema_decode.py
 	@$(PY) bench/ingest.py
