@@ -11,7 +11,7 @@ from udfs.validation import ValidationRules, to_millis, validate
 from vigil import serde
 from vigil.generator.bad_input import BAD_KINDS, STREAM_KINDS
 from vigil.generator.scripts import SCENARIOS
-from vigil.generator.stream import EventStream, StreamSettings
+from vigil.generator.stream import LOYALTY_TIERS, PAYMENT_METHODS, EventStream, StreamSettings
 from vigil.generator.world import CITIES, World, haversine_km
 
 START_MS = 1_795_000_000_000
@@ -146,3 +146,15 @@ def test_late_and_out_of_order_events_go_back_in_time(fraction):
             assert clock - record.timestamp_ms >= 120_000
         elif record.kind == "out_of_order":
             assert 0 < clock - record.timestamp_ms <= 3000
+
+
+def test_v2_share_and_v2_fields_without_changing_the_rest_of_the_stream():
+    v1_only, mixed = take(5000), take(5000, v2_fraction=0.5)
+    # The schema choice has its own random generator: the same events, ids and times either way.
+    assert [(r.event_id, r.timestamp_ms, r.key) for r in v1_only] == [(r.event_id, r.timestamp_ms, r.key) for r in mixed]
+    assert all(r.value[1:5] == (1).to_bytes(4, "big") for r in v1_only if r.kind == "session")
+    sessions = [r for r in mixed if r.kind == "session"]
+    v2 = [serde.decode(r.value) for r in sessions if r.value[1:5] == (2).to_bytes(4, "big")]
+    assert 0.45 < len(v2) / len(sessions) < 0.55
+    assert all(e["schema_version"] == 2 and e["loyalty_tier"] in LOYALTY_TIERS for e in v2)
+    assert all((e["payment_method"] in PAYMENT_METHODS) == bool(e["card_fingerprint"]) for e in v2)
