@@ -30,21 +30,21 @@ B_DEFAULT = ("b", "string", "x")
 C = ("c", "string")
 A_INT = ("a", "int")
 
-# (name, history registered in order, candidate, the modes that must accept it)
+# (name, history registered in order, candidate, the modes that must accept it, the field a refusal names)
 CASES = [
     # Reading old data with the new schema needs a default for the added field: the backward family
     # refuses; old readers simply ignore the new field: the forward family accepts.
-    ("add field without default", [rec(A)], rec(A, C), {"FORWARD", "FORWARD_TRANSITIVE", "NONE"}),
+    ("add field without default", [rec(A)], rec(A, C), {"FORWARD", "FORWARD_TRANSITIVE", "NONE"}, "c"),
     # Old readers need the removed field: the forward family refuses.
-    ("remove field without default", [rec(A, B)], rec(A), {"BACKWARD", "BACKWARD_TRANSITIVE", "NONE"}),
+    ("remove field without default", [rec(A, B)], rec(A), {"BACKWARD", "BACKWARD_TRANSITIVE", "NONE"}, "b"),
     ("add field with default", [rec(A)], rec(A, B_DEFAULT),
-     {"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"}),
-    ("change a field's type", [rec(A)], rec(A_INT), {"NONE"}),
+     {"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"}, None),
+    ("change a field's type", [rec(A)], rec(A_INT), {"NONE"}, "a"),
     # Compatible with the latest version, not with the first: only the transitive modes look back.
     ("b loses its default (v1 lacked b)", [rec(A), rec(A, B_DEFAULT)], rec(A, B),
-     {"BACKWARD", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "NONE"}),
+     {"BACKWARD", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "NONE"}, "b"),
     ("b removed (v1 had b without default)", [rec(A, B), rec(A, B_DEFAULT)], rec(A),
-     {"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FULL", "NONE"}),
+     {"BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FULL", "NONE"}, "b"),
 ]
 MODES = ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"]
 
@@ -52,7 +52,7 @@ MODES = ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FU
 def test_every_mode_accepts_and_refuses_what_it_should(schema_registry):
     client = SchemaRegistryClient({"url": schema_registry})
     outcomes = {mode: {"accepted": 0, "refused": 0} for mode in MODES}
-    for name, history, candidate, accepting in CASES:
+    for name, history, candidate, accepting, field in CASES:
         for mode in MODES:
             subject = f"modes-{uuid.uuid4().hex[:8]}-value"
             client.set_compatibility(subject, "NONE")  # lay down the history as given
@@ -68,6 +68,7 @@ def test_every_mode_accepts_and_refuses_what_it_should(schema_registry):
                 with pytest.raises(SchemaRegistryError) as error:
                     client.register_schema(subject, candidate)
                 assert error.value.http_status_code == 409, (name, mode)
+                assert f"'{field}'" in error.value.error_message, (name, mode, error.value.error_message)
                 assert client.get_versions(subject) == list(range(1, len(history) + 1)), (name, mode)
             outcomes[mode]["accepted" if expected else "refused"] += 1
     for mode, counts in outcomes.items():  # every mode was seen saying yes and (but NONE) no
