@@ -3,6 +3,7 @@
   vigil infra up|down|status [--wipe]     Kafka broker (KRaft) on 127.0.0.1:9092, topics,
                                           schema registry on 127.0.0.1:8085
   vigil schema list|register|check|config the schema registry (see vigil/schema_cli.py)
+  vigil rules defaults|set|show           fraud rules per tenant (see vigil/rules_cli.py)
   vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081
   vigil generate [--rate --events|--duration --seed --bad-fraction --v2-fraction ...]
   vigil run ingest [job flags]            run a job locally (MiniCluster, this process)
@@ -18,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import flink_cluster, kafka_broker, schema_cli, topics
+from vigil import flink_cluster, kafka_broker, rules_cli, schema_cli, topics
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
 
-JOBS = {"ingest": "jobs/ingest.py"}
+JOBS = {"ingest": "jobs/ingest.py", "fraud_detection": "jobs/fraud_detection.py"}
 
 
 def _bootstrap() -> str:
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_cluster)
 
     schema_cli.add_parser(sub, registry_service.registry_url())
+    rules_cli.add_parser(sub, _bootstrap())
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())

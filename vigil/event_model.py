@@ -59,3 +59,13 @@ COUNTRIES = frozenset((
     "QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG "
     "TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"
 ).split())
+
+
+# Approximate units of each currency per US dollar (reference rates, late 2026). The fraud job
+# compares amounts across currencies in USD with them; production would join a daily rates
+# table instead (a versioned table, like the fraud rules). Unlisted currencies count as USD.
+UNITS_PER_USD = {
+    "USD": 1.0, "EUR": 0.92, "GBP": 0.79, "CHF": 0.88, "CAD": 1.36, "AUD": 1.5, "SGD": 1.34,
+    "SEK": 10.0, "PLN": 4.0, "AED": 3.67, "JPY": 150.0, "KRW": 1300.0, "ARS": 900.0,
+    "NGN": 1500.0, "INR": 80.0, "MXN": 17.0, "BRL": 5.0, "TRY": 30.0, "ZAR": 18.0,
+}

@@ -14,6 +14,8 @@ RAW = "events.raw"
 CLEAN = "events.clean"
 DLQ = "events.dlq"
 LABELS = "labels.scenarios"
+RULES = "fraud.rules"
+ALERTS = "fraud.alerts"
 
 _PARTITIONS = int(os.environ.get("VIGIL_PARTITIONS", "4"))
 
@@ -32,6 +34,10 @@ TOPICS = (
     # The DLQ keeps original bytes (base64) of payloads up to 2 MiB, so its records are larger.
     TopicSpec(DLQ, config={"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": "8388608"}),
     TopicSpec(LABELS, partitions=1, config={"retention.ms": "-1"}),
+    # Fraud rules per tenant (key tenant_id, "*" = defaults): compacted, kept forever; one
+    # partition, since the fraud job reads every rule in every subtask (versioned table).
+    TopicSpec(RULES, partitions=1, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
+    TopicSpec(ALERTS, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
 )
 
 

@@ -11,7 +11,7 @@ import random
 from decimal import Decimal
 from typing import Iterator
 
-from vigil.event_model import CURRENCY_MINOR_UNITS
+from vigil.event_model import CURRENCY_MINOR_UNITS, UNITS_PER_USD
 from vigil.generator.world import CATEGORIES, CITIES, Merchant, User, World
 
 Script = Iterator[tuple[float, dict]]
@@ -20,9 +20,7 @@ SCENARIOS = ("card_testing", "account_takeover", "impossible_travel", "velocity_
              "shared_device", "refund_abuse")
 
 
-# Rough units per US dollar, so that amounts look plausible in every currency.
-_PER_USD = {"JPY": 150, "KRW": 1300, "ARS": 900, "NGN": 1500, "INR": 80, "MXN": 17, "BRL": 5,
-            "TRY": 30, "ZAR": 18, "SEK": 10, "PLN": 4, "AED": 3.7}
+_PER_USD = UNITS_PER_USD  # amounts drawn in USD are expressed in the merchant's currency
 
 
 def money(rng: random.Random, low_usd: float, high_usd: float, currency: str) -> Decimal:

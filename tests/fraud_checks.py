@@ -1,0 +1,71 @@
+"""Helpers of the fraud job's tests: write scenario events to a clean topic in the format the
+ingest job writes (avro-confluent), publish rules, run the job bounded, read its alerts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+from confluent_kafka import Producer
+
+from udfs import fraud_rules
+from vigil import kafka_io, serde, topics
+from vigil.paths import PROJECT_ROOT
+from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder
+from vigil.rules_cli import publish
+
+
+def fraud_topics(bootstrap: str) -> dict[str, str]:
+    prefix = f"fraud-{uuid.uuid4().hex[:8]}"
+    names = {"clean": f"{prefix}.events.clean", "rules": f"{prefix}.fraud.rules",
+             "alerts": f"{prefix}.fraud.alerts", "prefix": prefix}
+    by_name = {spec.name: spec for spec in topics.TOPICS}
+    topics.ensure_topics(bootstrap, [
+        topics.TopicSpec(names["clean"], config=by_name[topics.CLEAN].config),
+        topics.TopicSpec(names["rules"], partitions=1, config=by_name[topics.RULES].config),
+        topics.TopicSpec(names["alerts"], config=by_name[topics.ALERTS].config)], log=lambda *_: None)
+    return names
+
+
+def ev(event_type: str, at_ms: int, *, tenant: str = "t1", user: str = "u1", card: str | None = None,
+       device: str | None = None, ip: str = "10.0.0.1", amount: str | None = None, currency: str = "USD",
+       country: str = "FR", lat: float = 48.857, lon: float = 2.352, status: str | None = None) -> dict:
+    """A clean event as ingest writes it (source partition/offset are not used by the fraud job);
+    each user has their own device unless one is given."""
+    return {"event_id": f"e-{uuid.uuid4().hex[:12]}", "event_time": at_ms, "tenant_id": tenant,
+            "merchant_id": "m1", "user_id": user, "session_id": None, "device_id": device or f"d-{user}", "ip": ip,
+            "card_fingerprint": card, "event_type": event_type, "status": status,
+            "amount": Decimal(amount).quantize(Decimal("0.0001")) if amount is not None else None,
+            "currency": currency if amount is not None else None, "country": country,
+            "latitude": lat, "longitude": lon, "product_id": None, "category": None,
+            "schema_version": 1, "payment_method": None, "loyalty_tier": None,
+            "source_partition": 0, "source_offset": 0}
+
+
+def write_clean(bootstrap: str, registry: str, topic: str, events: list[dict]) -> None:
+    catalog = RegistrySchemaCatalog(registry)
+    schema_id = catalog.register(f"{topic}-value", serde.load_schema("clean-event.avsc"))
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for event in sorted(events, key=lambda e: e["event_time"]):
+        producer.produce(topic, key=f"{event['tenant_id']}:{event['user_id']}".encode(),
+                         value=serde.encode(event, schema_id, catalog), timestamp=event["event_time"])
+    assert producer.flush(30) == 0
+
+
+def set_rules(bootstrap: str, topic: str, tenant: str, overrides: dict, effective_from_ms: int) -> None:
+    publish(bootstrap, topic, fraud_rules.rule_message(tenant, overrides, effective_from_ms))
+
+
+def run_bounded_fraud_job(names: dict, *extra: str) -> None:
+    cmd = [sys.executable, "-m", "jobs.fraud_detection", "--bounded", "--clean-topic", names["clean"],
+           "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--group-id", names["prefix"],
+           "--transactional-id-prefix", names["prefix"], "--checkpoint-interval-ms", "1000", *extra]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def read_alerts(bootstrap: str, registry: str, topic: str) -> list[dict]:
+    decode = value_decoder(registry)
+    return [decode(m.value()) for m in kafka_io.read(bootstrap, topic, idle_timeout_s=3)]

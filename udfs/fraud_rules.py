@@ -1,0 +1,102 @@
+"""Fraud rule parameters: defaults, per-tenant overrides, and their messages on `fraud.rules`.
+
+The fraud job reads `fraud.rules` (compacted, key = tenant_id, "*" = everyone's defaults) as a
+versioned table and joins every event to the rules in force at its event time, so thresholds
+and enabled patterns change at runtime, per tenant, without a restart, and a replay of the same
+events and rules gives the same alerts. Precedence per parameter: the tenant's row, then the
+"*" row, then `DEFAULTS` below (compiled into the job's SQL). A null parameter in a row means
+"inherit". Window lengths are fixed in the SQL (1 min, 10 min, 1 h, 30 min for account
+takeover, 30 days for refunds): only thresholds and switches are runtime parameters.
+
+>>> msg = rule_message("t042", {"card_testing_min_small": 8}, effective_from_ms=0)
+>>> msg["tenant_id"], msg["card_testing_min_small"], msg["velocity_1m"]
+('t042', 8, None)
+>>> rule_message("t042", {"no_such_parameter": 1}, effective_from_ms=0)
+Traceback (most recent call last):
+...
+ValueError: unknown rule parameters: no_such_parameter
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+
+DEFAULT_KEY = "*"
+
+
+@dataclass(frozen=True)
+class RuleParameters:
+    # card testing: >= min_small payment attempts below small_usd, then one of >= large_usd, on
+    # one card within 30 minutes
+    card_testing_enabled: bool = True
+    card_testing_small_usd: float = 5.0
+    card_testing_min_small: int = 4
+    card_testing_large_usd: float = 300.0
+    # account takeover: login from a device the user never used, password change, checkout of
+    # >= min_usd, within 30 minutes
+    account_takeover_enabled: bool = True
+    account_takeover_min_usd: float = 500.0
+    # impossible travel: consecutive events of one user implying more than max_kmh over at least
+    # min_km (GPS jitter and city-level geo-IP stay below it)
+    impossible_travel_enabled: bool = True
+    impossible_travel_max_kmh: float = 900.0
+    impossible_travel_min_km: float = 300.0
+    # velocity: payment attempts per card, user, device and IP reaching a count within a window
+    velocity_enabled: bool = True
+    velocity_1m: int = 10
+    velocity_10m: int = 20
+    velocity_1h: int = 40
+    # shared device: distinct accounts on one device within 1 h (cross-user, within a tenant)
+    shared_device_enabled: bool = True
+    shared_device_min_users: int = 5
+    # refund abuse: refunds/chargebacks of one user within 30 days, and their share of purchases
+    refund_abuse_enabled: bool = True
+    refund_abuse_min_refunds: int = 2
+    refund_abuse_min_ratio: float = 0.5
+    # amount anomaly: a payment this many standard deviations (of ln amount, floored at 0.5) above
+    # the user's own last payments
+    amount_anomaly_enabled: bool = True
+    amount_anomaly_min_z: float = 4.0
+    amount_anomaly_min_history: int = 5
+
+
+DEFAULTS = RuleParameters()
+PARAMETERS = [f.name for f in fields(RuleParameters)]
+SQL_TYPES = {"bool": "BOOLEAN", "int": "INT", "float": "DOUBLE"}  # dataclass field types, as written
+
+
+def sql_columns() -> str:
+    """The parameter columns of the rules table, in order (for the DDL)."""
+    return ",\n  ".join(f"{f.name} {SQL_TYPES[str(f.type)]}" for f in fields(RuleParameters))
+
+
+def sql_literal(name: str) -> str:
+    value = getattr(DEFAULTS, name)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return f"CAST({value!r} AS DOUBLE)"
+    return str(value)
+
+
+def rule_message(tenant_id: str, overrides: dict, effective_from_ms: int | None = None) -> dict:
+    """The value written to fraud.rules for a tenant ("*" for the defaults): every parameter,
+    null where the row inherits."""
+    unknown = sorted(set(overrides) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown rule parameters: {', '.join(unknown)}")
+    effective = int(time.time() * 1000) if effective_from_ms is None else effective_from_ms
+    message = {name: overrides.get(name) for name in PARAMETERS}
+    message.update(tenant_id=tenant_id, effective_from=_iso(effective))
+    return message
+
+
+def default_message(effective_from_ms: int | None = None) -> dict:
+    return rule_message(DEFAULT_KEY, asdict(DEFAULTS), effective_from_ms)
+
+
+def _iso(ms: int) -> str:
+    """UTC 'YYYY-MM-DD HH:MM:SS.mmm', how Flink's JSON format reads a TIMESTAMP(3)."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}"

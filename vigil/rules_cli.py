@@ -1,0 +1,89 @@
+"""`vigil rules ...`: publish fraud rule parameters to `fraud.rules` (read by the fraud job at
+runtime; see udfs/fraud_rules.py for precedence and parameters).
+
+  vigil rules defaults                                  publish the "*" row (all defaults)
+  vigil rules set --tenant t007 card_testing_min_small=6 velocity_1m=15 [--effective-from MS]
+  vigil rules show                                      what fraud.rules holds, newest per tenant
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from udfs import fraud_rules
+from vigil import kafka_io, topics
+
+
+def add_parser(sub, default_bootstrap: str) -> None:
+    p = sub.add_parser("rules", help="fraud rules per tenant (runtime thresholds and switches)")
+    actions = p.add_subparsers(dest="action", required=True)
+    for name, text in (("defaults", "publish the defaults row"), ("set", "override parameters for a tenant"),
+                       ("show", "print the rules in force")):
+        a = actions.add_parser(name, help=text)
+        a.add_argument("--bootstrap", default=default_bootstrap)
+        a.add_argument("--topic", default=topics.RULES)
+        if name == "set":
+            a.add_argument("--tenant", required=True, help='a tenant id, or "*" for everyone')
+            a.add_argument("assignments", nargs="+", metavar="NAME=VALUE")
+        if name in ("defaults", "set"):
+            a.add_argument("--effective-from", type=int, help="event time (ms) from which it applies; default now")
+        a.set_defaults(func=run)
+
+
+def parse_assignments(assignments: list[str]) -> dict:
+    """['velocity_1m=15', 'card_testing_enabled=false'] -> typed values.
+
+    >>> parse_assignments(["velocity_1m=15", "card_testing_enabled=false", "card_testing_small_usd=2.5"])
+    {'velocity_1m': 15, 'card_testing_enabled': False, 'card_testing_small_usd': 2.5}
+    """
+    defaults = fraud_rules.DEFAULTS
+    values = {}
+    for item in assignments:
+        name, _, text = item.partition("=")
+        if name not in fraud_rules.PARAMETERS:
+            raise ValueError(f"unknown rule parameter {name!r}; known: {', '.join(fraud_rules.PARAMETERS)}")
+        kind = type(getattr(defaults, name))
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"{name} takes true or false, not {text!r}")
+            values[name] = text.lower() == "true"
+        else:
+            values[name] = kind(text)
+    return values
+
+
+def publish(bootstrap: str, topic: str, message: dict) -> None:
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer.produce(topic, key=json.dumps({"tenant_id": message["tenant_id"]}).encode(),
+                     value=json.dumps(message).encode())
+    if producer.flush(30):
+        raise RuntimeError(f"could not write to {topic}")
+
+
+def run(args) -> int:
+    topics.ensure_topics(args.bootstrap, [spec for spec in topics.TOPICS if spec.name == topics.RULES]
+                         if args.topic == topics.RULES else [topics.TopicSpec(args.topic, partitions=1,
+                                                                             config={"cleanup.policy": "compact"})],
+                         log=lambda *_: None)
+    try:
+        if args.action == "defaults":
+            message = fraud_rules.default_message(args.effective_from)
+        elif args.action == "set":
+            message = fraud_rules.rule_message(args.tenant, parse_assignments(args.assignments), args.effective_from)
+        else:
+            latest = {}
+            for record in kafka_io.read(args.bootstrap, args.topic, idle_timeout_s=2):
+                value = json.loads(record.value()) if record.value() else None
+                latest[json.loads(record.key())["tenant_id"]] = value
+            for tenant, value in sorted(latest.items()):
+                shown = {k: v for k, v in (value or {}).items() if v is not None and k != "tenant_id"}
+                print(f"{tenant}: {json.dumps(shown)}")
+            return 0
+    except ValueError as error:
+        print(f"vigil rules: {error}", file=sys.stderr)
+        return 2
+    publish(args.bootstrap, args.topic, message)
+    print(f"published rules for {message['tenant_id']!r}, effective from {message['effective_from']} UTC")
+    return 0
