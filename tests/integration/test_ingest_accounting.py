@@ -3,10 +3,16 @@ through the ingest job, and every input is accounted for exactly once, id by id.
 
 from __future__ import annotations
 
+import json
+
+from fastavro.schema import to_parsing_canonical_form
+
 from tests.ingest_checks import (assert_each_input_exactly_once, produce_with_manifest, read_outcomes,
                                  run_bounded_ingest)
 from udfs.validation import REASONS
-from vigil import kafka_io
+from vigil import kafka_io, serde
+from vigil.registry.client import RegistryClient
+from vigil.registry.service import registry_url
 
 
 def test_every_input_lands_once_in_clean_or_dlq_with_its_reason(kafka, ingest_topics, tmp_path):
@@ -22,3 +28,8 @@ def test_every_input_lands_once_in_clean_or_dlq_with_its_reason(kafka, ingest_to
     assert by_reason["clean"] > 18_000
     validation_reasons = set(REASONS) - {"late_event"}
     assert validation_reasons <= set(by_reason), f"reasons never seen: {validation_reasons - set(by_reason)}"
+
+    # vigil/schemas/clean-event.avsc (what tests and tools write clean events with) must stay
+    # what Flink's avro-confluent format derives from the clean_events table and registers.
+    registered = json.loads(RegistryClient(registry_url()).version(f"{ingest_topics['clean']}-value")["schema"])
+    assert to_parsing_canonical_form(registered) == to_parsing_canonical_form(serde.load_schema("clean-event.avsc"))
