@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs th
 from udfs import fraud_rules  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.event_model import UNITS_PER_USD  # noqa: E402
-from vigil.flink_env import FlinkSettings, table_environment  # noqa: E402
+from vigil.flink_env import FlinkSettings, execute, table_environment, uid_settings  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.registry.service import registry_url  # noqa: E402
 
@@ -159,16 +159,10 @@ def build_pipeline(t_env, config: FraudConfig):
 
 def main(argv: list[str] | None = None) -> None:
     config = FraudConfig.from_args(argv)
-    t_env = table_environment(config.flink, JOB_NAME, {
-        "table.exec.state.ttl": config.history_ttl,
-        "table.exec.uid.generation": "ALWAYS",
-        "table.exec.uid.format": f"{JOB_NAME}.<id>_<transformation>",
-    })
+    t_env = table_environment(config.flink, JOB_NAME,
+                              {"table.exec.state.ttl": config.history_ttl, **uid_settings(JOB_NAME)})
     create_kafka_tables(t_env, config)
-    result = build_pipeline(t_env, config).execute()
-    print(f"{JOB_NAME} submitted: job id {result.get_job_client().get_job_id()}", flush=True)
-    if config.bounded or t_env.get_config().get("execution.attached", "true") == "true":
-        result.wait()
+    execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)
 
 
 if __name__ == "__main__":

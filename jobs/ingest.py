@@ -33,7 +33,7 @@ from udfs.validation import ValidationRules  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.registry.service import registry_url  # noqa: E402
-from vigil.flink_env import FlinkSettings, table_environment  # noqa: E402
+from vigil.flink_env import FlinkSettings, execute, table_environment, uid_settings  # noqa: E402
 
 JOB_NAME = "vigil-ingest"
 
@@ -150,20 +150,10 @@ def build_pipeline(t_env, config: IngestConfig):
 
 def main(argv: list[str] | None = None) -> None:
     config = IngestConfig.from_args(argv)
-    t_env = table_environment(config.flink, JOB_NAME, {
-        "table.exec.state.ttl": config.dedup_ttl,
-        # Operator uids for savepoints: stable while the SQL and the Flink version are unchanged
-        # (savepoints/README.md lists them and what changes them).
-        "table.exec.uid.generation": "ALWAYS",
-        "table.exec.uid.format": f"{JOB_NAME}.<id>_<transformation>",
-    })
+    t_env = table_environment(config.flink, JOB_NAME,
+                              {"table.exec.state.ttl": config.dedup_ttl, **uid_settings(JOB_NAME)})
     create_kafka_tables(t_env, config)
-    result = build_pipeline(t_env, config).execute()
-    print(f"{JOB_NAME} submitted: job id {result.get_job_client().get_job_id()}", flush=True)
-    # A local MiniCluster lives in this process: leaving would end the job. `flink run --detached`
-    # (execution.attached false) hands the job to the cluster and returns.
-    if config.bounded or t_env.get_config().get("execution.attached", "true") == "true":
-        result.wait()
+    execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)
 
 
 if __name__ == "__main__":

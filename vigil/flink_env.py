@@ -80,3 +80,19 @@ def table_environment(settings: FlinkSettings, job_name: str, extra: dict[str, s
     for key, value in {**settings.as_config(), **defaults, **(extra or {})}.items():
         conf.set(key, value)
     return t_env
+
+
+def uid_settings(job_name: str) -> dict[str, str]:
+    """Explicit operator uids for savepoints: stable while the SQL and the Flink version are
+    unchanged (savepoints/README.md lists them and what changes them)."""
+    return {"table.exec.uid.generation": "ALWAYS", "table.exec.uid.format": f"{job_name}.<id>_<transformation>"}
+
+
+def execute(t_env, statement_set, job_name: str, bounded: bool) -> None:
+    """Submit the job; wait for it where leaving would end it or the caller wants the end."""
+    result = statement_set.execute()
+    print(f"{job_name} submitted: job id {result.get_job_client().get_job_id()}", flush=True)
+    # A local MiniCluster lives in this process: leaving would end the job. `flink run --detached`
+    # (execution.attached false) hands the job to the cluster and returns.
+    if bounded or t_env.get_config().get("execution.attached", "true") == "true":
+        result.wait()
