@@ -44,13 +44,22 @@ def ev(event_type: str, at_ms: int, *, tenant: str = "t1", user: str = "u1", car
             "source_partition": 0, "source_offset": 0}
 
 
-def write_clean(bootstrap: str, registry: str, topic: str, events: list[dict]) -> None:
+def write_clean(bootstrap: str, registry: str, topic: str, events: list[dict], tail_at_ms: int | None = None) -> None:
+    """Write events in event-time order; with `tail_at_ms`, then one page view at that time into
+    every partition, so that a running job's watermark (the minimum over partitions) passes them."""
     catalog = RegistrySchemaCatalog(registry)
     schema_id = catalog.register(f"{topic}-value", serde.load_schema("clean-event.avsc"))
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "partitioner": "murmur2_random"})
     for event in sorted(events, key=lambda e: e["event_time"]):
         producer.produce(topic, key=f"{event['tenant_id']}:{event['user_id']}".encode(),
                          value=serde.encode(event, schema_id, catalog), timestamp=event["event_time"])
+    if tail_at_ms is not None:
+        partitions = producer.list_topics(topic, timeout=10).topics[topic].partitions
+        for partition in partitions:
+            tail = ev("page_view", tail_at_ms, tenant="t-tail", user=f"u-tail-{partition}")
+            producer.produce(topic, partition=partition, key=f"t-tail:u-tail-{partition}".encode(),
+                             value=serde.encode(tail, schema_id, catalog), timestamp=tail_at_ms)
     assert producer.flush(30) == 0
 
 

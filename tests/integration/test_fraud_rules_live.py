@@ -1,0 +1,69 @@
+"""A threshold changed while the fraud job runs: no restart, and the next attack is judged by
+the new rule (the pattern tests change one by effective time; this one does it live)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from tests.fraud_checks import ev, fraud_topics, read_alerts, set_rules, write_clean
+from udfs import fraud_rules
+from vigil import procs
+from vigil.paths import PROJECT_ROOT
+
+MIN = 60_000
+
+
+def attack(card: str, at_ms: int, tenant: str = "t3") -> list[dict]:
+    """Five small attempts, then a large one: card testing under the default rules."""
+    events = [ev("payment_attempt", at_ms + i * 20_000, tenant=tenant, user=f"u-{card}", card=card, amount="1.00")
+              for i in range(5)]
+    return events + [ev("payment_attempt", at_ms + 130_000, tenant=tenant, user=f"u-{card}", card=card, amount="900.00")]
+
+
+def wait_for_alerts(kafka, registry, topic, predicate, timeout_s=120) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alerts = read_alerts(kafka, registry, topic)
+        if predicate(alerts):
+            return alerts
+        time.sleep(2)
+    return read_alerts(kafka, registry, topic)
+
+
+def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, schema_registry, tmp_path):
+    names = fraud_topics(kafka)
+    t0 = int(time.time() * 1000) - 3 * 3600_000
+    set_rules(kafka, names["rules"], fraud_rules.DEFAULT_KEY, {}, t0 - 24 * 3600_000)
+    log = open(tmp_path / "fraud.log", "w")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"], "--rules-topic", names["rules"],
+         "--alerts-topic", names["alerts"], "--group-id", names["prefix"], "--transactional-id-prefix", names["prefix"],
+         "--checkpoint-interval-ms", "1000"],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # 1. Under the defaults the attack alerts (a later event moves the watermark past it).
+        write_clean(kafka, schema_registry, names["clean"], attack("c-first", t0), tail_at_ms=t0 + 10 * MIN)
+        alerts = wait_for_alerts(kafka, schema_registry, names["alerts"],
+                                 lambda found: any(a["entity_id"] == "c-first" for a in found), timeout_s=240)
+        assert any(a["entity_id"] == "c-first" for a in alerts), "no alert under the default rules"
+
+        # 2. Raise the threshold for t3 while the job runs; then the same attack again, and a
+        #    control attack on another tenant that still alerts (proof the job kept processing).
+        set_rules(kafka, names["rules"], "t3", {"card_testing_min_small": 8}, t0 + 15 * MIN)
+        time.sleep(3)
+        write_clean(kafka, schema_registry, names["clean"],
+                    attack("c-second", t0 + 20 * MIN) + attack("c-control", t0 + 20 * MIN, tenant="t4"),
+                    tail_at_ms=t0 + 40 * MIN)
+        alerts = wait_for_alerts(kafka, schema_registry, names["alerts"],
+                                 lambda found: any(a["entity_id"] == "c-control" for a in found))
+        assert job.poll() is None, "the job stopped"
+    finally:
+        procs.kill_tree(job.pid)
+        job.wait(timeout=30)
+        log.close()
+    card_testing = {a["entity_id"] for a in alerts if a["fraud_pattern"] == "card_testing"}
+    assert card_testing == {"c-first", "c-control"}, card_testing
+    control = next(a for a in alerts if a["entity_id"] == "c-control")
+    assert control["rules_effective_from"] is not None
