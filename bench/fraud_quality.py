@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jobs.ingest import format_offsets  # noqa: E402
-from tests.fraud_checks import read_alerts, set_rules  # noqa: E402
 from udfs import fraud_rules  # noqa: E402
 from vigil import kafka_broker, kafka_io, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
@@ -34,6 +33,8 @@ from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
 from vigil.generator.wire import EventWriter  # noqa: E402
 from vigil.paths import PROJECT_ROOT  # noqa: E402
 from vigil.registry import service as registry_service  # noqa: E402
+from vigil.registry.catalog import read_values  # noqa: E402
+from vigil.rules_cli import publish  # noqa: E402
 
 # Which scenario each pattern is meant to catch (amount_anomaly has no scenario of its own).
 TARGET = {"card_testing": "card_testing", "account_takeover": "account_takeover",
@@ -67,11 +68,8 @@ def main() -> None:
     url = registry_service.registry_url()
     prefix = f"quality-{uuid.uuid4().hex[:6]}"
     names = topics.create_ingest_topics(bootstrap, prefix)
-    by_name = {spec.name: spec for spec in topics.TOPICS}
-    rules_topic, alerts_topic = f"{prefix}.fraud.rules", f"{prefix}.fraud.alerts"
-    topics.ensure_topics(bootstrap, [topics.TopicSpec(rules_topic, partitions=1, config=by_name[topics.RULES].config),
-                                     topics.TopicSpec(alerts_topic, config=by_name[topics.ALERTS].config)],
-                         log=lambda *_: None)
+    fraud_names = topics.create_fraud_topics(bootstrap, prefix)
+    rules_topic, alerts_topic = fraud_names["rules"], fraud_names["alerts"]
 
     # Event time ends about now: the run spans events/rate seconds of event time.
     rate = RATE
@@ -88,11 +86,11 @@ def main() -> None:
                     "--dlq-topic", names["dlq"], "--transactional-id-prefix", prefix, "--group-id", prefix,
                     "--start-offsets", format_offsets({p: 0 for p in end}), "--stop-offsets", format_offsets(end)],
                    "ingest")
-    set_rules(bootstrap, rules_topic, fraud_rules.DEFAULT_KEY, {}, start_ms - 24 * 3600_000)
+    publish(bootstrap, rules_topic, fraud_rules.default_message(start_ms - 24 * 3600_000))
     fraud_s = run([sys.executable, "-m", "jobs.fraud_detection", "--bounded", "--clean-topic", names["clean"],
                    "--rules-topic", rules_topic, "--alerts-topic", alerts_topic, "--group-id", prefix,
                    "--transactional-id-prefix", prefix], "fraud job")
-    alerts = read_alerts(bootstrap, url, alerts_topic)
+    alerts = read_values(bootstrap, url, alerts_topic)
 
     labels = [json.loads(line) for line in labels_file.read_text().splitlines()]
     scenario_of = {label["event_id"]: (label["scenario"], label["instance"]) for label in labels}

@@ -72,18 +72,14 @@ class FraudConfig:
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
         p.add_argument("--out-of-orderness", type=int, default=d.out_of_orderness_s, metavar="SECONDS")
         p.add_argument("--history-ttl", default=d.history_ttl, help="state TTL, e.g. '30 d'")
-        fs = d.flink
-        p.add_argument("--parallelism", type=int, default=fs.parallelism)
-        p.add_argument("--checkpoint-interval-ms", type=int, default=fs.checkpoint_interval_ms)
-        p.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default=fs.state_backend)
+        FlinkSettings.add_arguments(p)
         a = p.parse_args(argv)
         return FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl,
-            flink=FlinkSettings(parallelism=a.parallelism, checkpoint_interval_ms=a.checkpoint_interval_ms,
-                                state_backend=a.state_backend, max_restarts=3 if a.bounded else None))
+            flink=FlinkSettings.from_parsed(a, bounded=a.bounded))
 
 
 def effective_rules_sql() -> Fragment:
@@ -107,15 +103,15 @@ def haversine_sql(a: str = "A", b: str = "B") -> Fragment:
 
 
 def create_kafka_tables(t_env, config: FraudConfig) -> None:
-    bounded = "'scan.bounded.mode' = 'latest-offset'," if config.bounded else ""
+    # Bounded runs (tests, quality benchmark) stop both sources at the offsets found at start.
+    bounded = Fragment("'scan.bounded.mode' = 'latest-offset'," if config.bounded else "")
     for statement in sql_files.render(
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
             rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, group_id=config.group_id,
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
-            offsets_options=Fragment("'scan.startup.mode' = 'group-offsets'" + (",\n  " + bounded.rstrip(",") if bounded else "")),
-            rules_bounded_option=Fragment(bounded),
+            bounded_option=bounded,
             rule_columns=Fragment(fraud_rules.sql_columns())):
         t_env.execute_sql(statement)
 

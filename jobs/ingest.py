@@ -82,12 +82,7 @@ class IngestConfig:
         p.add_argument("--tenant-label-capacity", type=int, default=d.tenant_label_capacity,
                        help="tenants with their own metric series per subtask; the rest are _other")
         p.add_argument("--max-payload-bytes", type=int, default=d.rules.max_payload_bytes)
-        fs = d.flink
-        p.add_argument("--parallelism", type=int, default=fs.parallelism)
-        p.add_argument("--checkpoint-interval-ms", type=int, default=fs.checkpoint_interval_ms)
-        p.add_argument("--checkpoint-dir", default=fs.checkpoint_dir)
-        p.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default=fs.state_backend)
-        p.add_argument("--python-mode", choices=["process", "thread"], default=fs.python_mode)
+        FlinkSettings.add_arguments(p)
         a = p.parse_args(argv)
         return IngestConfig(
             bootstrap=a.bootstrap, raw_topic=a.raw_topic, clean_topic=a.clean_topic,
@@ -96,10 +91,7 @@ class IngestConfig:
             stop_offsets=a.stop_offsets, out_of_orderness_s=a.out_of_orderness, dedup_ttl=a.dedup_ttl,
             tenant_label_capacity=a.tenant_label_capacity,
             rules=ValidationRules(max_payload_bytes=a.max_payload_bytes),
-            flink=FlinkSettings(parallelism=a.parallelism, checkpoint_interval_ms=a.checkpoint_interval_ms,
-                                checkpoint_dir=a.checkpoint_dir, state_backend=a.state_backend,
-                                python_mode=a.python_mode,
-                                max_restarts=3 if (a.bounded or a.stop_offsets) else None))
+            flink=FlinkSettings.from_parsed(a, bounded=a.bounded or a.stop_offsets is not None))
 
 
 def offsets_options(config: IngestConfig) -> str:

@@ -1,5 +1,6 @@
 """Helpers of the fraud job's tests: write scenario events to a clean topic in the format the
-ingest job writes (avro-confluent), publish rules, run the job bounded, read its alerts."""
+ingest job writes (avro-confluent), publish rules, run the job bounded (alerts are read back
+with vigil.registry.catalog.read_values)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,14 @@ from decimal import Decimal
 from confluent_kafka import Producer
 
 from udfs import fraud_rules
-from vigil import kafka_io, serde, topics
+from vigil import serde, topics
 from vigil.paths import PROJECT_ROOT
-from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder
+from vigil.registry.catalog import RegistrySchemaCatalog
 from vigil.rules_cli import publish
 
 
 def fraud_topics(bootstrap: str) -> dict[str, str]:
-    prefix = f"fraud-{uuid.uuid4().hex[:8]}"
-    names = {"clean": f"{prefix}.events.clean", "rules": f"{prefix}.fraud.rules",
-             "alerts": f"{prefix}.fraud.alerts", "prefix": prefix}
-    by_name = {spec.name: spec for spec in topics.TOPICS}
-    topics.ensure_topics(bootstrap, [
-        topics.TopicSpec(names["clean"], config=by_name[topics.CLEAN].config),
-        topics.TopicSpec(names["rules"], partitions=1, config=by_name[topics.RULES].config),
-        topics.TopicSpec(names["alerts"], config=by_name[topics.ALERTS].config)], log=lambda *_: None)
-    return names
+    return topics.create_fraud_topics(bootstrap, f"fraud-{uuid.uuid4().hex[:8]}")
 
 
 def ev(event_type: str, at_ms: int, *, tenant: str = "t1", user: str = "u1", card: str | None = None,
@@ -74,7 +67,3 @@ def run_bounded_fraud_job(names: dict, *extra: str) -> None:
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-
-def read_alerts(bootstrap: str, registry: str, topic: str) -> list[dict]:
-    decode = value_decoder(registry)
-    return [decode(m.value()) for m in kafka_io.read(bootstrap, topic, idle_timeout_s=3)]

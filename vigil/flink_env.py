@@ -35,6 +35,23 @@ class FlinkSettings:
     bundle_time_ms: int = 20
     max_restarts: int | None = None      # None: keep restarting (streaming); bounded runs fail fast
 
+    @staticmethod
+    def add_arguments(parser) -> None:
+        """The runtime flags every job takes."""
+        d = FlinkSettings()
+        parser.add_argument("--parallelism", type=int, default=d.parallelism)
+        parser.add_argument("--checkpoint-interval-ms", type=int, default=d.checkpoint_interval_ms)
+        parser.add_argument("--checkpoint-dir", default=d.checkpoint_dir)
+        parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default=d.state_backend)
+        parser.add_argument("--python-mode", choices=["process", "thread"], default=d.python_mode)
+
+    @staticmethod
+    def from_parsed(args, bounded: bool) -> "FlinkSettings":
+        """Settings from add_arguments' flags; bounded runs fail fast instead of restarting forever."""
+        return FlinkSettings(parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
+                             checkpoint_dir=args.checkpoint_dir, state_backend=args.state_backend,
+                             python_mode=args.python_mode, max_restarts=3 if bounded else None)
+
     def as_config(self) -> dict[str, str]:
         python = os.environ.get("VIGIL_PYTHON", sys.executable)
         conf = {

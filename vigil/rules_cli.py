@@ -63,10 +63,7 @@ def publish(bootstrap: str, topic: str, message: dict) -> None:
 
 
 def run(args) -> int:
-    topics.ensure_topics(args.bootstrap, [spec for spec in topics.TOPICS if spec.name == topics.RULES]
-                         if args.topic == topics.RULES else [topics.TopicSpec(args.topic, partitions=1,
-                                                                             config={"cleanup.policy": "compact"})],
-                         log=lambda *_: None)
+    topics.ensure_topics(args.bootstrap, [topics.like(args.topic, topics.RULES)], log=lambda *_: None)
     try:
         if args.action == "defaults":
             message = fraud_rules.default_message(args.effective_from)

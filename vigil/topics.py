@@ -45,11 +45,25 @@ def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
     """Fresh `<prefix>.raw/.clean/.dlq` with the production topics' settings (tests, benchmarks),
     plus the labels topic the generator writes; returns the names by role and the prefix."""
     names = {"raw": f"{prefix}.raw", "clean": f"{prefix}.clean", "dlq": f"{prefix}.dlq", "prefix": prefix}
-    by_name = {spec.name: spec for spec in TOPICS}
-    specs = [TopicSpec(names[role], config=by_name[name].config)
-             for role, name in (("raw", RAW), ("clean", CLEAN), ("dlq", DLQ))]
-    ensure_topics(bootstrap, specs + [by_name[LABELS]], log=lambda *_: None)
+    specs = [like(names[role], name) for role, name in (("raw", RAW), ("clean", CLEAN), ("dlq", DLQ))]
+    ensure_topics(bootstrap, specs + [like(LABELS, LABELS)], log=lambda *_: None)
     return names
+
+
+def create_fraud_topics(bootstrap: str, prefix: str) -> dict[str, str]:
+    """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts` with the production topics'
+    settings (tests, benchmarks of the fraud job); returns the names by role and the prefix."""
+    names = {"clean": f"{prefix}.{CLEAN}", "rules": f"{prefix}.{RULES}", "alerts": f"{prefix}.{ALERTS}",
+             "prefix": prefix}
+    ensure_topics(bootstrap, [like(names[role], name) for role, name in
+                              (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS))], log=lambda *_: None)
+    return names
+
+
+def like(topic: str, production_name: str) -> TopicSpec:
+    """A spec for `topic` with the partitions and settings of a production topic."""
+    spec = next(s for s in TOPICS if s.name == production_name)
+    return TopicSpec(topic, partitions=spec.partitions, config=spec.config)
 
 
 def ensure_topics(bootstrap: str, specs=TOPICS, log=print) -> None:

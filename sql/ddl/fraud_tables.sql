@@ -36,7 +36,8 @@ CREATE TABLE clean_events (
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
-  ${offsets_options},
+  'scan.startup.mode' = 'group-offsets',
+  ${bounded_option}
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}'
 );
@@ -56,7 +57,7 @@ CREATE TABLE fraud_rules (
   'topic' = '${rules_topic}',
   'properties.bootstrap.servers' = '${bootstrap}',
   'properties.isolation.level' = 'read_committed',
-  ${rules_bounded_option}
+  ${bounded_option}
   'scan.watermark.idle-timeout' = '1 s',
   'key.format' = 'json',
   'value.format' = 'json',

@@ -11,8 +11,9 @@ from collections import defaultdict
 
 import pytest
 
-from tests.fraud_checks import ev, fraud_topics, read_alerts, run_bounded_fraud_job, set_rules, write_clean
+from tests.fraud_checks import ev, fraud_topics, run_bounded_fraud_job, set_rules, write_clean
 from udfs import fraud_rules
+from vigil.registry.catalog import read_values
 
 MIN = 60_000
 
@@ -91,7 +92,7 @@ def outcome(kafka, schema_registry):
     set_rules(kafka, names["rules"], "t2", {"card_testing_min_small": 8}, change_at)
     write_clean(kafka, schema_registry, names["clean"], events)
     run_bounded_fraud_job(names)
-    alerts = read_alerts(kafka, schema_registry, names["alerts"])
+    alerts = read_values(kafka, schema_registry, names["alerts"])
     by_pattern = defaultdict(set)
     for alert in alerts:
         by_pattern[alert["fraud_pattern"]].add(alert["entity_id"])

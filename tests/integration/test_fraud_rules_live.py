@@ -7,10 +7,11 @@ import subprocess
 import sys
 import time
 
-from tests.fraud_checks import ev, fraud_topics, read_alerts, set_rules, write_clean
+from tests.fraud_checks import ev, fraud_topics, set_rules, write_clean
 from udfs import fraud_rules
 from vigil import procs
 from vigil.paths import PROJECT_ROOT
+from vigil.registry.catalog import read_values
 
 MIN = 60_000
 
@@ -25,11 +26,11 @@ def attack(card: str, at_ms: int, tenant: str = "t3") -> list[dict]:
 def wait_for_alerts(kafka, registry, topic, predicate, timeout_s=120) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        alerts = read_alerts(kafka, registry, topic)
+        alerts = read_values(kafka, registry, topic)
         if predicate(alerts):
             return alerts
         time.sleep(2)
-    return read_alerts(kafka, registry, topic)
+    return read_values(kafka, registry, topic)
 
 
 def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, schema_registry, tmp_path):

@@ -27,7 +27,7 @@ def test_an_unreachable_registry_fails_loudly_instead_of_rejecting_the_event():
         validate(value, key, NOW_MS, ValidationRules(), catalog)
 
 
-def test_the_reader_schema_must_be_registered_before_encoding_with_it():
+def test_encoding_needs_the_id_registered_for_the_subject():
     catalog = RegistrySchemaCatalog(f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(LookupError):
         catalog.id_of_reader()

@@ -34,7 +34,6 @@ class RegistrySchemaCatalog:
         self._reader_raw = load_schema(reader_file)
         self._reader = fastavro.parse_schema(self._reader_raw)
         self._reader_form = to_parsing_canonical_form(self._reader_raw)
-        self._reader_id: int | None = None
         self._parsed: dict[int, Any] = {}
         self._unknown_until: dict[int, float] = {}
         self.negative_ttl_s = negative_ttl_s
@@ -50,9 +49,8 @@ class RegistrySchemaCatalog:
         return self._reader
 
     def id_of_reader(self) -> int:
-        if self._reader_id is None:
-            raise LookupError("register the reader schema first (register_reader) to encode with it")
-        return self._reader_id
+        # Ids belong to subjects: producers encode with the id `register` returned for theirs.
+        raise LookupError("pass the schema id that register() returned for your subject")
 
     # --- producers -------------------------------------------------------------------------------
     def register(self, subject: str, schema: dict) -> int:
@@ -60,10 +58,6 @@ class RegistrySchemaCatalog:
         schema_id = self.client.register(subject, schema)
         self._parsed[schema_id] = self._same_as_reader(schema) or fastavro.parse_schema(schema)
         return schema_id
-
-    def register_reader(self, subject: str) -> int:
-        self._reader_id = self.register(subject, self._reader_raw)
-        return self._reader_id
 
     # --- internals ---------------------------------------------------------------------------------
     def _fetch(self, schema_id: int) -> Any:
@@ -89,6 +83,13 @@ class RegistrySchemaCatalog:
             return self._reader if to_parsing_canonical_form(raw) == self._reader_form else None
         except Exception:  # noqa: BLE001 - a schema fastavro cannot canonicalise is simply not the reader
             return None
+
+
+def read_values(bootstrap: str, url: str, topic: str) -> list[dict]:
+    """Every committed record of an Avro (wire format) topic, decoded (tools, tests, benchmarks)."""
+    from vigil import kafka_io
+    decode = value_decoder(url)
+    return [decode(m.value()) for m in kafka_io.read(bootstrap, topic, idle_timeout_s=3)]
 
 
 def value_decoder(url: str):
