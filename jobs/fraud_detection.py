@@ -29,14 +29,21 @@ from dataclasses import dataclass, field
 if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs this file as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfs import fraud_rules  # noqa: E402
+from udfs import fraud_features, fraud_rules  # noqa: E402
+from udfs.fraud_models import MODEL_VERSIONS, ModelConfig  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.event_model import UNITS_PER_USD  # noqa: E402
-from vigil.flink_env import FlinkSettings, execute, table_environment, uid_settings  # noqa: E402
+from vigil.flink_env import FlinkSettings, execute, stream_table_environment, uid_settings  # noqa: E402
+from vigil.paths import state_dir  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.registry.service import registry_url  # noqa: E402
 
 JOB_NAME = "vigil-fraud"
+
+
+def default_model_dir() -> str:
+    return os.environ.get("VIGIL_MODEL_DIR", str(state_dir() / "models"))
+
 Fragment = sql_files.Fragment
 ENTITIES = {"card": "card_fingerprint", "user": "user_id", "device": "device_id", "ip": "ip"}
 WINDOWS = {"1m": ("'1' MINUTE", "1 min", "velocity_1m"), "10m": ("'10' MINUTE", "10 min", "velocity_10m"),
@@ -50,12 +57,17 @@ class FraudConfig:
     clean_topic: str = topics.CLEAN
     rules_topic: str = topics.RULES
     alerts_topic: str = topics.ALERTS
+    scores_topic: str = topics.SCORES
+    features_topic: str = topics.FEATURES
+    chargebacks_topic: str = topics.CHARGEBACKS
     group_id: str = "vigil-fraud"
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
     out_of_orderness_s: int = 5
     history_ttl: str = "30 d"             # per-user device/country history for account takeover
     transaction_timeout_ms: int = 900_000
+    label_horizon_s: int = 7 * 24 * 3600  # payment vectors kept for their chargeback label
+    models: ModelConfig = field(default_factory=lambda: ModelConfig(snapshot_dir=default_model_dir()))
     flink: FlinkSettings = field(default_factory=FlinkSettings)
 
     @staticmethod
@@ -67,18 +79,33 @@ class FraudConfig:
         p.add_argument("--clean-topic", default=d.clean_topic)
         p.add_argument("--rules-topic", default=d.rules_topic)
         p.add_argument("--alerts-topic", default=d.alerts_topic)
+        p.add_argument("--scores-topic", default=d.scores_topic)
+        p.add_argument("--features-topic", default=d.features_topic)
+        p.add_argument("--chargebacks-topic", default=d.chargebacks_topic)
         p.add_argument("--group-id", default=d.group_id)
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix)
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
         p.add_argument("--out-of-orderness", type=int, default=d.out_of_orderness_s, metavar="SECONDS")
         p.add_argument("--history-ttl", default=d.history_ttl, help="state TTL, e.g. '30 d'")
+        p.add_argument("--label-horizon-s", type=int, default=d.label_horizon_s)
+        m = d.models
+        p.add_argument("--anomaly-model", default=m.anomaly, help=f"one of {', '.join(MODEL_VERSIONS)}")
+        p.add_argument("--supervised-model", default=m.supervised)
+        p.add_argument("--shadow-model", default=m.shadow, help="scored beside the live models, not in the risk")
+        p.add_argument("--alert-threshold", type=float, default=m.alert_threshold)
+        p.add_argument("--model-snapshot-dir", default=m.snapshot_dir)
+        p.add_argument("--snapshot-every", type=int, default=m.snapshot_every, metavar="STEPS")
         FlinkSettings.add_arguments(p)
         a = p.parse_args(argv)
         return FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
-            rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, group_id=a.group_id,
+            rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
+            features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
-            out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl,
+            out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
+            models=ModelConfig(anomaly=a.anomaly_model, supervised=a.supervised_model, shadow=a.shadow_model,
+                               alert_threshold=a.alert_threshold, snapshot_dir=a.model_snapshot_dir,
+                               snapshot_every=a.snapshot_every),
             flink=FlinkSettings.from_parsed(a, bounded=a.bounded))
 
 
@@ -94,12 +121,12 @@ def usd_rate_sql() -> Fragment:
     return Fragment(f"(CASE currency {cases} ELSE 1.0 END)")
 
 
-def haversine_sql(a: str = "A", b: str = "B") -> Fragment:
-    """Great-circle distance in km between two located rows of a pattern."""
+def haversine_sql(lat1: str, lon1: str, lat2: str, lon2: str) -> Fragment:
+    """Great-circle distance in km between two points given as SQL expressions (degrees)."""
     return Fragment(
-        f"6371.0 * 2 * ASIN(SQRT(POWER(SIN(RADIANS({b}.latitude - {a}.latitude) / 2), 2) + "
-        f"COS(RADIANS({a}.latitude)) * COS(RADIANS({b}.latitude)) * "
-        f"POWER(SIN(RADIANS({b}.longitude - {a}.longitude) / 2), 2)))")
+        f"6371.0 * 2 * ASIN(SQRT(POWER(SIN(RADIANS({lat2} - {lat1}) / 2), 2) + "
+        f"COS(RADIANS({lat1})) * COS(RADIANS({lat2})) * "
+        f"POWER(SIN(RADIANS({lon2} - {lon1}) / 2), 2)))")
 
 
 def create_kafka_tables(t_env, config: FraudConfig) -> None:
@@ -107,13 +134,27 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
     bounded = Fragment("'scan.bounded.mode' = 'latest-offset'," if config.bounded else "")
     for statement in sql_files.render(
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
-            rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, group_id=config.group_id,
+            rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, scores_topic=config.scores_topic,
+            features_topic=config.features_topic, chargebacks_topic=config.chargebacks_topic, group_id=config.group_id,
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
             bounded_option=bounded,
-            rule_columns=Fragment(fraud_rules.sql_columns())):
+            rule_columns=Fragment(fraud_rules.sql_columns()), decision_columns=DECISION_COLUMNS,
+            feature_columns=FEATURE_COLUMNS):
         t_env.execute_sql(statement)
+
+
+_DECISION_TYPES = {
+    "alert_id": "STRING", "tenant_id": "STRING", "fraud_pattern": "STRING", "entity_type": "STRING",
+    "entity_id": "STRING", "event_id": "STRING", "event_time": "TIMESTAMP(3)", "score": "DOUBLE",
+    "reason_codes": "ARRAY<STRING>", "evidence": "STRING", "rules_effective_from": "TIMESTAMP(3)",
+    "anomaly_score": "DOUBLE", "supervised_score": "DOUBLE", "shadow_score": "DOUBLE", "model_versions": "STRING",
+    "detection_latency_ms": "BIGINT", "decided_at": "TIMESTAMP(3)"}
+DECISION_COLUMNS = Fragment(",\n  ".join(f"{name} {kind}" for name, kind in _DECISION_TYPES.items()))
+_FEATURE_TYPES = {name: "DOUBLE" if name in ("amount_usd_1h", "km_per_hour_since_last", "amount_z_1h") else "BIGINT"
+                  for name in fraud_features.FEATURES}
+FEATURE_COLUMNS = Fragment(",\n  ".join(f"{name} {kind}" for name, kind in _FEATURE_TYPES.items()))
 
 
 def pattern_views() -> list[str]:
@@ -123,11 +164,12 @@ def pattern_views() -> list[str]:
             + [f"alerts_velocity_{entity}_{window}" for entity in ENTITIES for window in WINDOWS])
 
 
-def build_pipeline(t_env, config: FraudConfig):
-    """Views over `clean_events` and `fraud_rules`; returns the statement set writing `fraud_alerts`."""
+def create_pattern_views(t_env, config: FraudConfig) -> None:
+    """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`."""
     for statement in sql_files.render(
             "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(), usd_rate=usd_rate_sql(),
-            haversine_km=haversine_sql(), out_of_orderness_s=config.out_of_orderness_s):
+            haversine_km=haversine_sql("A.latitude", "A.longitude", "B.latitude", "B.longitude"),
+            out_of_orderness_s=config.out_of_orderness_s):
         t_env.execute_sql(statement)
     for entity, column in ENTITIES.items():
         for name, (interval, label, threshold) in WINDOWS.items():
@@ -137,25 +179,86 @@ def build_pipeline(t_env, config: FraudConfig):
                     threshold=Fragment(threshold)):
                 t_env.execute_sql(statement)
     # Some views keep event_time as a time attribute, pattern measures do not: a union needs one type.
-    union = "\nUNION ALL\n".join(
+    t_env.execute_sql("CREATE TEMPORARY VIEW pattern_hits AS\n" + "\nUNION ALL\n".join(
         f"SELECT tenant_id, fraud_pattern, entity_type, entity_id, event_id, "
-        f"CAST(event_time AS TIMESTAMP(3)) AS event_time, score, evidence, rules_effective_from FROM {view}"
-        for view in pattern_views())
+        f"CAST(event_time AS TIMESTAMP(3)) AS event_time, CAST(appended_at AS TIMESTAMP(3)) AS appended_at, "
+        f"CAST(score AS DOUBLE) AS score, evidence, rules_effective_from FROM {view}"
+        for view in pattern_views()))
+
+
+def create_feature_views(t_env) -> None:
+    """features_<entity> for user, card, device and merchant (sql/queries/fraud_features.sql)."""
+    for entity, column in fraud_features.ENTITY_COLUMNS.items():
+        for statement in sql_files.render(
+                "queries/fraud_features.sql", entity_type=entity, entity_column=Fragment(column),
+                haversine_km=haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")):
+            t_env.execute_sql(statement)
+
+
+def epoch_ms_sql(timestamp: str) -> str:
+    """Epoch milliseconds of a TIMESTAMP(3) expression (UTC). Flink has no direct function; whole
+    minutes keep TIMESTAMPDIFF inside INT for millennia. Times cross to Python as numbers: thread
+    mode hands Java time objects to Python unconverted."""
+    return (f"(CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', {timestamp}) AS BIGINT) * 60000"
+            f" + EXTRACT(SECOND FROM {timestamp}) * 1000 + EXTRACT(MILLISECOND FROM {timestamp}))")
+
+
+def decision_inputs_sql() -> str:
+    """One stream for the decision step: payments with their user's features, pattern hits,
+    chargeback labels (udfs/fraud_scoring.py). Times are epoch milliseconds."""
+    features_json = ", ".join(f"'{name}' VALUE {name}" for name in ("amount_usd",) + fraud_features.FEATURES)
+    ms = epoch_ms_sql
+    return f"""
+        SELECT 'payment' AS kind, tenant_id, event_id, {ms("event_time")} AS event_ms,
+               {ms("CAST(appended_at AS TIMESTAMP(3))")} AS appended_ms, 'user' AS entity_type, entity_id,
+               CAST(NULL AS STRING) AS fraud_pattern, CAST(NULL AS DOUBLE) AS score,
+               JSON_OBJECT({features_json}) AS detail,
+               CAST(NULL AS BIGINT) AS rules_ms, CAST(NULL AS BOOLEAN) AS is_fraud, CAST(NULL AS BIGINT) AS label_ms
+        FROM features_user WHERE event_type = 'payment_attempt'
+        UNION ALL
+        SELECT 'hit', tenant_id, event_id, {ms("event_time")}, {ms("appended_at")}, entity_type, entity_id,
+               fraud_pattern, score, evidence, {ms("rules_effective_from")}, CAST(NULL AS BOOLEAN),
+               CAST(NULL AS BIGINT)
+        FROM pattern_hits
+        UNION ALL
+        SELECT 'label', tenant_id, event_id, event_time, CAST(NULL AS BIGINT), 'user', CAST(NULL AS STRING),
+               CAST(NULL AS STRING), CAST(NULL AS DOUBLE), outcome, CAST(NULL AS BIGINT), is_fraud, label_time
+        FROM chargeback_labels"""
+
+
+def build_pipeline(t_env, config: FraudConfig):
+    """Views over `clean_events`, `fraud_rules` and `chargeback_labels`; returns the statement set
+    writing `fraud_alerts`, `fraud_scores` and `features_online`."""
+    from pyflink.common import Types
+
+    from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer
+
+    create_pattern_views(t_env, config)
+    create_feature_views(t_env)
+    inputs = t_env.to_data_stream(t_env.sql_query(decision_inputs_sql()))
+    decisions = (inputs.key_by(lambda row: row.tenant_id, key_type=Types.STRING())
+                 .process(RiskScorer(config.models, config.label_horizon_s * 1000), output_type=OUTPUT_TYPE)
+                 .uid(f"{JOB_NAME}.risk-scorer").name("risk scorer (River models + pattern hits)"))
+    t_env.create_temporary_view("decisions", t_env.from_data_stream(decisions))
+    columns = ", ".join(f"CAST(TO_TIMESTAMP_LTZ({name}, 3) AS TIMESTAMP(3))" if kind.startswith("TIMESTAMP")
+                        else f"CAST({name} AS {kind})" for name, kind in _DECISION_TYPES.items())
+    decided = f"SELECT {{key}}, {columns} FROM decisions WHERE output = '{{output}}'"
     statement_set = t_env.create_statement_set()
-    statement_set.add_insert_sql(f"""
-        INSERT INTO fraud_alerts
-        SELECT tenant_id || ':' || entity_id,
-               SHA2(CONCAT_WS('|', tenant_id, fraud_pattern, entity_type, entity_id, event_id), 256),
-               tenant_id, fraud_pattern, entity_type, entity_id, event_id, event_time,
-               CAST(score AS DOUBLE), ARRAY[fraud_pattern], evidence, rules_effective_from,
-               CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))
-        FROM ({union})""")
+    statement_set.add_insert_sql("INSERT INTO fraud_alerts " + decided.format(
+        key="tenant_id || ':' || entity_id", output="alert"))
+    statement_set.add_insert_sql("INSERT INTO fraud_scores " + decided.format(
+        key="tenant_id || ':' || event_id", output="score"))
+    features = ", ".join(f"CAST({name} AS {kind})" for name, kind in _FEATURE_TYPES.items())
+    statement_set.add_insert_sql("INSERT INTO features_online " + "\nUNION ALL\n".join(
+        f"SELECT tenant_id || ':{entity}:' || entity_id, tenant_id, entity_type, entity_id, event_id, "
+        f"CAST(event_time AS TIMESTAMP(3)), {features} FROM features_{entity}"
+        for entity in fraud_features.ENTITY_COLUMNS))
     return statement_set
 
 
 def main(argv: list[str] | None = None) -> None:
     config = FraudConfig.from_args(argv)
-    t_env = table_environment(config.flink, JOB_NAME,
+    t_env = stream_table_environment(config.flink, JOB_NAME,
                               {"table.exec.state.ttl": config.history_ttl, **uid_settings(JOB_NAME)})
     create_kafka_tables(t_env, config)
     execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from confluent_kafka import Producer
 
@@ -62,7 +64,10 @@ def set_rules(bootstrap: str, topic: str, tenant: str, overrides: dict, effectiv
 
 def run_bounded_fraud_job(names: dict, *extra: str) -> None:
     cmd = [sys.executable, "-m", "jobs.fraud_detection", "--bounded", "--clean-topic", names["clean"],
-           "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--group-id", names["prefix"],
+           "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
+           "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
+           "--model-snapshot-dir", str(Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]),
+           "--group-id", names["prefix"],
            "--transactional-id-prefix", names["prefix"], "--checkpoint-interval-ms", "1000", *extra]
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

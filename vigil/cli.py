@@ -58,7 +58,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from vigil.generator.producer import produce
+    from vigil.generator.producer import ChargebackSettings, produce
     from vigil.generator.stream import EventStream, StreamSettings
     from vigil.generator.wire import EventWriter
 
@@ -77,12 +77,17 @@ def cmd_generate(args) -> int:
     writer = EventWriter.registered(args.schema_registry_url, args.topic, with_v2=args.v2_fraction > 0)
     print(f"generate: schema ids from {args.schema_registry_url}: v1 {writer.v1_id}"
           + (f", v2 {writer.v2_id}" if writer.v2_id else ""), file=sys.stderr)
+    chargebacks_topic = None if args.chargebacks_topic.lower() == "none" else args.chargebacks_topic
+    chargebacks = ChargebackSettings() if args.maturity_s is None else ChargebackSettings(maturity_s=args.maturity_s)
     stats = produce(EventStream(settings, writer).records(), args.bootstrap, args.rate, events=args.events,
                     duration_s=args.duration, pace=not args.no_pace, labels_file=labels,
-                    manifest_file=Path(args.manifest) if args.manifest else None, topic=args.topic)
+                    manifest_file=Path(args.manifest) if args.manifest else None, topic=args.topic,
+                    chargebacks_topic=chargebacks_topic, chargebacks=chargebacks)
     print(f"generate: sent {stats.sent:,} events in {stats.elapsed_s:.1f}s ({stats.rate:,.0f}/s); "
           f"{stats.fraud_events:,} in fraud scenarios (labels: {labels}), {stats.bad_records:,} injected "
-          f"bad/late/duplicate; {stats.failed} failed", file=sys.stderr)
+          f"bad/late/duplicate; {stats.chargeback_labels:,} chargeback labels"
+          f"{f' -> {chargebacks_topic}' if chargebacks_topic else ' (off)'}; {stats.failed} failed",
+          file=sys.stderr)
     if stats.failed:
         print(f"generate: first delivery error: {stats.first_error}", file=sys.stderr)
         return 1
@@ -145,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merchants", type=int, default=10_000)
     p.add_argument("--labels-file", help="ground-truth JSON lines (default: .vigil/labels-<seed>.jsonl)")
     p.add_argument("--manifest", help="write every record's partition/offset/expected verdict here")
+    p.add_argument("--chargebacks-topic", default=topics.CHARGEBACKS,
+                   help="delayed fraud/legitimate label of every payment attempt (default %(default)s; none: off)")
+    p.add_argument("--maturity-s", type=float,
+                   help="event-time seconds after which a legitimate payment's label arrives (default 3600)")
     p.add_argument("--no-pace", action="store_true", help="send as fast as possible (benchmarks)")
     p.set_defaults(func=cmd_generate)
 

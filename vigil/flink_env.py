@@ -86,16 +86,37 @@ class FlinkSettings:
         return conf
 
 
+def _job_config(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None) -> dict[str, str]:
+    # UTC everywhere: TIMESTAMP columns written to Avro (timestamp-millis) mean UTC, whatever the
+    # machine's zone; Flink's Avro schema derivation has no TIMESTAMP_LTZ.
+    defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name}
+    return {**settings.as_config(), **defaults, **(extra or {})}
+
+
 def table_environment(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None = None):
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    conf = t_env.get_config()
-    # UTC everywhere: TIMESTAMP columns written to Avro (timestamp-millis) mean UTC, whatever the
-    # machine's zone; Flink's Avro schema derivation has no TIMESTAMP_LTZ.
-    defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name}
-    for key, value in {**settings.as_config(), **defaults, **(extra or {})}.items():
-        conf.set(key, value)
+    for key, value in _job_config(settings, job_name, extra).items():
+        t_env.get_config().set(key, value)
+    return t_env
+
+
+def stream_table_environment(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None = None):
+    """A table environment over a DataStream environment, for jobs that mix SQL with keyed Python
+    operators (state and event-time timers); the same settings as table_environment."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    values = _job_config(settings, job_name, extra)
+    configuration = Configuration()
+    for key, value in values.items():
+        configuration.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    t_env = StreamTableEnvironment.create(env, EnvironmentSettings.in_streaming_mode())
+    for key, value in values.items():
+        t_env.get_config().set(key, value)
     return t_env
 
 

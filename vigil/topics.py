@@ -16,6 +16,9 @@ DLQ = "events.dlq"
 LABELS = "labels.scenarios"
 RULES = "fraud.rules"
 ALERTS = "fraud.alerts"
+FEATURES = "features.online"
+SCORES = "fraud.scores"
+CHARGEBACKS = "labels.chargebacks"
 
 _PARTITIONS = int(os.environ.get("VIGIL_PARTITIONS", "4"))
 
@@ -28,16 +31,26 @@ class TopicSpec:
 
 
 WEEK_MS = str(7 * 24 * 3600 * 1000)
+THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
 TOPICS = (
     TopicSpec(RAW, config={"retention.ms": WEEK_MS, "max.message.bytes": "2097152"}),
     TopicSpec(CLEAN, config={"retention.ms": WEEK_MS}),
     # The DLQ keeps original bytes (base64) of payloads up to 2 MiB, so its records are larger.
-    TopicSpec(DLQ, config={"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": "8388608"}),
+    TopicSpec(DLQ, config={"retention.ms": THIRTY_DAYS_MS, "max.message.bytes": "8388608"}),
     TopicSpec(LABELS, partitions=1, config={"retention.ms": "-1"}),
     # Fraud rules per tenant (key tenant_id, "*" = defaults): compacted, kept forever; one
     # partition, since the fraud job reads every rule in every subtask (versioned table).
     TopicSpec(RULES, partitions=1, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
-    TopicSpec(ALERTS, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+    TopicSpec(ALERTS, config={"retention.ms": THIRTY_DAYS_MS}),
+    # Online features per entity (key tenant:entity_type:entity_id), upserted by the fraud job: compacted, kept forever.
+    TopicSpec(FEATURES, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
+    # One score per scored decision event (checkout, payment attempt, login, ...), written by the fraud job.
+    TopicSpec(SCORES, config={"retention.ms": WEEK_MS}),
+    # Delayed ground truth per payment attempt (key tenant_id:event_id), record time = label time,
+    # which the generator writes ahead of the wall clock: future timestamps are accepted (Kafka 4
+    # refuses those more than 1 h ahead by default, log.message.timestamp.after.max.ms).
+    TopicSpec(CHARGEBACKS, config={"retention.ms": THIRTY_DAYS_MS,
+                                   "message.timestamp.after.max.ms": str(2**63 - 1)}),
 )
 
 
@@ -51,13 +64,14 @@ def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
 
 
 def create_fraud_topics(bootstrap: str, prefix: str) -> dict[str, str]:
-    """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts` with the production topics'
-    settings (tests, benchmarks of the fraud job); returns the names by role and the prefix."""
-    names = {"clean": f"{prefix}.{CLEAN}", "rules": f"{prefix}.{RULES}", "alerts": f"{prefix}.{ALERTS}",
-             "prefix": prefix}
-    ensure_topics(bootstrap, [like(names[role], name) for role, name in
-                              (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS))], log=lambda *_: None)
-    return names
+    """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts/.features.online/.fraud.scores/
+    .labels.chargebacks` with the production topics' settings (tests, benchmarks of the fraud job);
+    returns the names by role and the prefix."""
+    roles = (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS), ("features", FEATURES),
+             ("scores", SCORES), ("chargebacks", CHARGEBACKS))
+    names = {role: f"{prefix}.{name}" for role, name in roles}
+    ensure_topics(bootstrap, [like(names[role], name) for role, name in roles], log=lambda *_: None)
+    return {**names, "prefix": prefix}
 
 
 def like(topic: str, production_name: str) -> TopicSpec:

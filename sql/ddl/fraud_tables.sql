@@ -28,6 +28,9 @@ CREATE TABLE clean_events (
   loyalty_tier STRING,
   source_partition INT,
   source_offset BIGINT,
+  -- when the broker appended the record (events.clean uses LogAppendTime): the start of the
+  -- fraud job's detection latency
+  appended_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   WATERMARK FOR event_time AS event_time - INTERVAL '${out_of_orderness_s}' SECOND
 ) WITH (
   'connector' = 'kafka',
@@ -65,23 +68,42 @@ CREATE TABLE fraud_rules (
   'value.fields-include' = 'EXCEPT_KEY'
 );
 
--- fraud_alerts: one record per detection, exactly-once (Kafka transactions), key
---   tenant_id:entity_id. alert_id is a hash of tenant, pattern, entity and triggering event:
---   a replay or a restore produces the same ids, so consumers can de-duplicate across paths.
+-- chargeback_labels: delayed ground truth for the supervised model (written by payment systems;
+--   `vigil generate` writes them too). One record per payment attempt: is_fraud when a chargeback
+--   came, false when the payment matured without one. Event time = label_time; idle after 1 s
+--   without labels, so a quiet labels topic does not hold back the events' watermark.
+CREATE TABLE chargeback_labels (
+  tenant_id STRING,
+  event_id STRING,
+  event_time BIGINT,
+  label_time BIGINT,
+  is_fraud BOOLEAN,
+  outcome STRING,
+  label_ts AS TO_TIMESTAMP_LTZ(label_time, 3),
+  WATERMARK FOR label_ts AS label_ts - INTERVAL '${out_of_orderness_s}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${chargebacks_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = '${group_id}',
+  'properties.isolation.level' = 'read_committed',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets',
+  ${bounded_option}
+  'scan.watermark.idle-timeout' = '1 s',
+  'value.format' = 'json',
+  'value.json.ignore-parse-errors' = 'false'
+);
+
+-- fraud_alerts: one record per decided event with a pattern hit or a risk above the alert
+--   threshold, exactly-once (Kafka transactions), key tenant_id:entity_id. alert_id is a hash of
+--   tenant and triggering event: a replay, a restore and the low-latency path give the same id,
+--   so consumers de-duplicate across paths.
+-- fraud_scores: the same decision record for every scored payment attempt (model scores, risk,
+--   reasons), alert or not: model monitoring, ROC/PR evaluation, downstream analytics.
 CREATE TABLE fraud_alerts (
   record_key STRING,
-  alert_id STRING,
-  tenant_id STRING,
-  fraud_pattern STRING,
-  entity_type STRING,
-  entity_id STRING,
-  event_id STRING,
-  event_time TIMESTAMP(3),
-  score DOUBLE,
-  reason_codes ARRAY<STRING>,
-  evidence STRING,
-  rules_effective_from TIMESTAMP(3),
-  decided_at TIMESTAMP(3)
+  ${decision_columns}
 ) WITH (
   'connector' = 'kafka',
   'topic' = '${alerts_topic}',
@@ -91,6 +113,51 @@ CREATE TABLE fraud_alerts (
   'sink.transactional-id-prefix' = '${transactional_id_prefix}-alerts',
   'key.format' = 'raw',
   'key.fields' = 'record_key',
+  'value.format' = 'avro-confluent',
+  'value.avro-confluent.url' = '${schema_registry_url}',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+CREATE TABLE fraud_scores (
+  record_key STRING,
+  ${decision_columns}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${scores_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-scores',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'avro-confluent',
+  'value.avro-confluent.url' = '${schema_registry_url}',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- features_online: the latest features per entity (udfs/fraud_features.py defines them), upsert
+--   on a compacted topic keyed tenant_id:entity_type:entity_id, exactly-once. Rows are buffered
+--   for up to a second and only the last per key is written, which bounds the write rate of hot
+--   entities (a busy merchant) to one record per second.
+CREATE TABLE features_online (
+  record_key STRING,
+  tenant_id STRING,
+  entity_type STRING,
+  entity_id STRING,
+  as_of_event_id STRING,
+  as_of TIMESTAMP(3),
+  ${feature_columns},
+  PRIMARY KEY (record_key) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = '${features_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-features',
+  'sink.buffer-flush.max-rows' = '5000',
+  'sink.buffer-flush.interval' = '1 s',
+  'key.format' = 'raw',
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}',
   'value.fields-include' = 'EXCEPT_KEY'

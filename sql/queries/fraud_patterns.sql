@@ -37,7 +37,7 @@ SELECT tenant_id, 'card_testing' AS fraud_pattern, 'card' AS entity_type, card_f
        JSON_OBJECT('first_event_id' VALUE first_event_id, 'small_attempts' VALUE small_attempts,
                    'small_usd_max' VALUE small_usd_max, 'large_amount_usd' VALUE large_usd,
                    'device_id' VALUE device_id, 'minutes' VALUE minutes) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM (SELECT * FROM payment_attempts WHERE card_fingerprint IS NOT NULL AND card_testing_enabled)
 MATCH_RECOGNIZE (
   PARTITION BY tenant_id, card_fingerprint
@@ -46,6 +46,7 @@ MATCH_RECOGNIZE (
            MAX(S.amount_usd) AS small_usd_max, B.card_testing_min_small AS min_small,
            B.event_id AS event_id, B.event_time AS event_time, B.amount_usd AS large_usd,
            B.device_id AS device_id, B.rules_effective_from AS rules_effective_from,
+           B.appended_at AS appended_at,
            TIMESTAMPDIFF(MINUTE, FIRST(S.event_time), B.event_time) AS minutes
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
@@ -61,14 +62,14 @@ WHERE small_attempts >= min_small;
 -- unique" on a generated name; the explicit column lists avoid it and keep the rows small.)
 CREATE TEMPORARY VIEW device_history AS
 SELECT tenant_id, user_id, event_id, event_time, event_type, device_id, country, amount_usd,
-       account_takeover_enabled, account_takeover_min_usd, rules_effective_from,
+       account_takeover_enabled, account_takeover_min_usd, rules_effective_from, appended_at,
        COUNT(*) OVER (PARTITION BY tenant_id, user_id, device_id ORDER BY event_time
                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS device_uses
 FROM ruled_events;
 
 CREATE TEMPORARY VIEW account_history AS
 SELECT tenant_id, user_id, event_id, event_time, event_type, device_id, country, amount_usd,
-       account_takeover_enabled, account_takeover_min_usd, rules_effective_from, device_uses,
+       account_takeover_enabled, account_takeover_min_usd, rules_effective_from, appended_at, device_uses,
        COUNT(*) OVER (PARTITION BY tenant_id, user_id, country ORDER BY event_time
                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS country_uses
 FROM device_history;
@@ -80,7 +81,7 @@ SELECT tenant_id, 'account_takeover' AS fraud_pattern, 'user' AS entity_type, us
                    'new_country' VALUE new_country, 'login_country' VALUE login_country,
                    'password_change_event_id' VALUE password_event_id,
                    'checkout_amount_usd' VALUE checkout_usd, 'minutes' VALUE minutes) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM (SELECT * FROM account_history WHERE account_takeover_enabled)
 MATCH_RECOGNIZE (
   PARTITION BY tenant_id, user_id
@@ -89,6 +90,7 @@ MATCH_RECOGNIZE (
            L.country_uses = 1 AS new_country, L.country AS login_country,
            P.event_id AS password_event_id, C.event_id AS event_id, C.event_time AS event_time,
            C.amount_usd AS checkout_usd, C.rules_effective_from AS rules_effective_from,
+           C.appended_at AS appended_at,
            TIMESTAMPDIFF(MINUTE, L.event_time, C.event_time) AS minutes
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
@@ -109,7 +111,7 @@ SELECT tenant_id, 'impossible_travel' AS fraud_pattern, 'user' AS entity_type, u
        JSON_OBJECT('from_event_id' VALUE from_event_id, 'from_country' VALUE from_country,
                    'to_country' VALUE to_country, 'km' VALUE ROUND(km, 1),
                    'seconds' VALUE seconds, 'kmh' VALUE ROUND(kmh, 0)) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM (
   SELECT *, km * 3600.0 / GREATEST(seconds, 1) AS kmh
   FROM located_events
@@ -120,6 +122,7 @@ FROM (
              B.event_id AS event_id, B.event_time AS event_time,
              B.impossible_travel_enabled AS enabled, B.impossible_travel_max_kmh AS max_kmh,
              B.impossible_travel_min_km AS min_km, B.rules_effective_from AS rules_effective_from,
+             B.appended_at AS appended_at,
              TIMESTAMPDIFF(SECOND, A.event_time, B.event_time) AS seconds,
              ${haversine_km} AS km
     ONE ROW PER MATCH
@@ -142,7 +145,7 @@ SELECT tenant_id, 'shared_device' AS fraud_pattern, 'device' AS entity_type, dev
        event_id, event_time, 0.8 AS score,
        JSON_OBJECT('accounts_1h' VALUE accounts, 'threshold' VALUE shared_device_min_users,
                    'user_id' VALUE user_id) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM device_accounts
 WHERE shared_device_enabled AND accounts = shared_device_min_users;
 
@@ -164,7 +167,7 @@ SELECT tenant_id, 'refund_abuse' AS fraud_pattern, 'user' AS entity_type, user_i
        CASE WHEN event_type = 'chargeback' THEN 0.9 ELSE 0.7 END AS score,
        JSON_OBJECT('refunds_30d' VALUE refunds, 'purchases_30d' VALUE purchases,
                    'trigger' VALUE event_type) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM money_back
 WHERE refund_abuse_enabled AND event_type IN ('refund', 'chargeback')
   AND refunds >= refund_abuse_min_refunds
@@ -200,6 +203,6 @@ SELECT tenant_id, 'amount_anomaly' AS fraud_pattern, 'user' AS entity_type, user
        event_id, event_time, LEAST(1.0, 0.5 + 0.05 * z) AS score,
        JSON_OBJECT('amount_usd' VALUE ROUND(amount_usd, 2), 'typical_usd' VALUE ROUND(typical_usd, 2),
                    'z' VALUE ROUND(z, 2), 'history' VALUE history) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM payment_z
 WHERE amount_anomaly_enabled AND history >= amount_anomaly_min_history AND z >= amount_anomaly_min_z;

@@ -7,7 +7,7 @@ SELECT tenant_id, 'velocity' AS fraud_pattern, '${entity_type}' AS entity_type, 
        event_id, event_time, LEAST(1.0, 0.6 + 0.1 * attempts / ${threshold}) AS score,
        JSON_OBJECT('window' VALUE '${window_label}', 'attempts' VALUE attempts,
                    'threshold' VALUE ${threshold}) AS evidence,
-       rules_effective_from
+       rules_effective_from, appended_at
 FROM (
   SELECT *, ${entity_column} AS entity_id,
          COUNT(*) OVER (PARTITION BY tenant_id, ${entity_column} ORDER BY event_time

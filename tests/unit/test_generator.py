@@ -44,6 +44,15 @@ def test_keys_are_tenant_and_user_and_timestamps_follow_event_time():
         assert record.timestamp_ms == to_millis(decoded["event_time"])
 
 
+def test_scripted_records_carry_their_event_type_and_injected_ones_none():
+    records = take(5000, bad_fraction=0.1, fraud_fraction=0.1)
+    scripted = [r for r in records if r.kind == "session" or r.scenario]
+    injected = [r for r in records if r.kind != "session" and r.scenario is None]
+    assert all(r.event_type == serde.decode(r.value)["event_type"] for r in scripted)
+    assert {"payment_attempt", "checkout"} <= {r.event_type for r in scripted}
+    assert injected and all(r.event_type is None for r in injected)
+
+
 def test_event_time_advances_at_the_requested_rate():
     records = take(5000, rate=500.0)
     span_s = (records[-1].timestamp_ms - records[0].timestamp_ms) / 1000

@@ -36,6 +36,7 @@ class Record:
     kind: str                     # "session", a scenario name, a bad-input kind, ...
     scenario: str | None = None   # ground truth: the fraud scenario this event belongs to
     instance: str | None = None   # the scenario instance (one attack)
+    event_type: str | None = None  # scripted events only (None for injected bad input and copies)
 
     @property
     def late_or_clean(self) -> bool:
@@ -109,7 +110,8 @@ class EventStream:
         event["event_id"], event["event_time"] = self._event_id(), at_ms
         self._maybe_v2(event)
         record = Record(bad_input.key_of(event), self.write.event(event), at_ms, event["event_id"],
-                        event["tenant_id"], "clean", scenario or "session", scenario, instance)
+                        event["tenant_id"], "clean", scenario or "session", scenario, instance,
+                        event["event_type"])
         self._recent.append(record)
         return record
 
