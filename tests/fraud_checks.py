@@ -4,6 +4,7 @@ with vigil.registry.catalog.read_values)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -72,3 +73,13 @@ def run_bounded_fraud_job(names: dict, *extra: str) -> None:
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
+
+
+def write_labels(bootstrap: str, topic: str, labels: list[dict]) -> None:
+    """Chargeback labels as payment systems (and `vigil generate`) write them, in label-time order."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "partitioner": "murmur2_random"})
+    for label in sorted(labels, key=lambda item: item["label_time"]):
+        producer.produce(topic, key=f"{label['tenant_id']}:{label['event_id']}".encode(),
+                         value=json.dumps(label).encode(), timestamp=label["label_time"])
+    assert producer.flush(30) == 0

@@ -102,6 +102,7 @@ def model_vector(features: dict) -> dict[str, float]:
     """
     vector = {}
     for name, cap in MODEL_INPUTS.items():
-        value = max(float(features.get(name) or 0.0), 0.0)
+        value = float(features.get(name) or 0.0)
+        value = value if value > 0.0 else 0.0  # also turns NaN into 0: one NaN would poison a model
         vector[name] = min(math.log1p(value) / math.log1p(cap), 1.0)
     return vector

@@ -149,7 +149,7 @@ def combine(hits: list[tuple[str, float]], scores: dict[str, float], config: Mod
 
 class SnapshotStore:
     """Versioned model snapshots on a file system path (a mounted volume or object-store mount in
-    production): `<root>/<version>/<key>/<steps>.pkl`, written atomically, the last 3 kept.
+    production): `<root>/<version>/<escaped key>/<steps>.pkl`, written atomically, the last 3 kept.
     The fraud job restores a key's models from here when Flink state has none (a fresh start, or
     an upgrade that could not keep state), and the low-latency path scores with them."""
 
@@ -159,7 +159,10 @@ class SnapshotStore:
         self.root = Path(root)
 
     def _dir(self, version: str, key: str) -> Path:
-        return self.root / version / re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        # Percent-escaped (UTF-8), so that distinct keys never share a directory ("a@b" vs "a_b")
+        # and no key is a path of its own ("/", or "." and ".." by escaping a leading dot).
+        escaped = re.sub(r"^\.|[^A-Za-z0-9_.-]", lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), key)
+        return self.root / version / escaped
 
     def save(self, version: str, key: str, steps: int, model, labels_seen: int = 0) -> Path:
         directory = self._dir(version, key)

@@ -70,8 +70,10 @@ CREATE TABLE fraud_rules (
 
 -- chargeback_labels: delayed ground truth for the supervised model (written by payment systems;
 --   `vigil generate` writes them too). One record per payment attempt: is_fraud when a chargeback
---   came, false when the payment matured without one. Event time = label_time; idle after 1 s
---   without labels, so a quiet labels topic does not hold back the events' watermark.
+--   came, false when the payment matured without one. Event time = label_time. A quiet labels
+--   topic is marked idle after ${labels_idle_timeout} so it does not hold back the events'
+--   watermark; until then it does, which is what makes a replay learn every label at its label
+--   time (a label read after the events passed its time is learned on arrival instead).
 CREATE TABLE chargeback_labels (
   tenant_id STRING,
   event_id STRING,
@@ -90,7 +92,7 @@ CREATE TABLE chargeback_labels (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
   ${bounded_option}
-  'scan.watermark.idle-timeout' = '1 s',
+  'scan.watermark.idle-timeout' = '${labels_idle_timeout}',
   'value.format' = 'json',
   'value.json.ignore-parse-errors' = 'false'
 );
