@@ -60,6 +60,8 @@ class FraudConfig:
     scores_topic: str = topics.SCORES
     features_topic: str = topics.FEATURES
     chargebacks_topic: str = topics.CHARGEBACKS
+    decisions_topic: str = topics.DECISIONS
+    fast_path: bool = True                # the low-latency decisions (docs/adr/0005)
     group_id: str = "vigil-fraud"
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
@@ -85,6 +87,8 @@ class FraudConfig:
         p.add_argument("--scores-topic", default=d.scores_topic)
         p.add_argument("--features-topic", default=d.features_topic)
         p.add_argument("--chargebacks-topic", default=d.chargebacks_topic)
+        p.add_argument("--decisions-topic", default=d.decisions_topic)
+        p.add_argument("--no-fast-path", action="store_true", help="exactly-once outputs only")
         p.add_argument("--group-id", default=d.group_id)
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix)
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
@@ -104,7 +108,8 @@ class FraudConfig:
         return FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
-            features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic, group_id=a.group_id,
+            features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
+            decisions_topic=a.decisions_topic, fast_path=not a.no_fast_path, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
             labels_idle_timeout=a.labels_idle_timeout,
@@ -140,7 +145,8 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
     for statement in sql_files.render(
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
             rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, scores_topic=config.scores_topic,
-            features_topic=config.features_topic, chargebacks_topic=config.chargebacks_topic, group_id=config.group_id,
+            features_topic=config.features_topic, chargebacks_topic=config.chargebacks_topic,
+            decisions_topic=config.decisions_topic, group_id=config.group_id,
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
@@ -192,12 +198,37 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
 
 
 def create_feature_views(t_env) -> None:
-    """features_<entity> for user, card, device and merchant (sql/queries/fraud_features.sql)."""
-    for entity, column in fraud_features.ENTITY_COLUMNS.items():
+    """features_<entity> for user, card, device and merchant in event time, and features_user_now
+    (users, in processing time) for the low-latency path (sql/queries/fraud_features.sql)."""
+    haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
+    t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time FROM keyed_events")
+    variants = [(entity, entity, column, "event_time", "", "keyed_events")
+                for entity, column in fraud_features.ENTITY_COLUMNS.items()]
+    variants.append(("user_now", "user", "user_id", "proc_time", "proc_time, ", "arriving_events"))
+    for view_name, entity, column, time_column, time_select, source_view in variants:
         for statement in sql_files.render(
-                "queries/fraud_features.sql", entity_type=entity, entity_column=Fragment(column),
-                haversine_km=haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")):
+                "queries/fraud_features.sql", view_name=view_name, entity_type=entity,
+                entity_column=Fragment(column), time_column=Fragment(time_column),
+                time_select=Fragment(time_select), source_view=Fragment(source_view), haversine_km=haversine):
             t_env.execute_sql(statement)
+
+
+def features_json_sql() -> str:
+    return "JSON_OBJECT(" + ", ".join(f"'{name}' VALUE {name}"
+                                      for name in ("amount_usd",) + fraud_features.FEATURES) + ")"
+
+
+def fast_decisions_sql() -> str:
+    """The low-latency path: payments scored on arrival (udfs/fast_path.py)."""
+    return f"""
+        SELECT tenant_id || ':' || event_id, SHA2(tenant_id || '|' || event_id, 256), tenant_id, event_id,
+               entity_id, amount_usd, d.score, d.reason_codes, d.anomaly_score, d.supervised_score,
+               d.model_steps, features, CAST(appended_at AS TIMESTAMP(3)),
+               CAST(TO_TIMESTAMP_LTZ(d.decided_ms, 3) AS TIMESTAMP(3)),
+               d.decided_ms - {epoch_ms_sql("CAST(appended_at AS TIMESTAMP(3))")}
+        FROM (SELECT *, fast_decision(tenant_id, features) AS d
+              FROM (SELECT *, {features_json_sql()} AS features FROM features_user_now
+                    WHERE event_type = 'payment_attempt'))"""
 
 
 def epoch_ms_sql(timestamp: str) -> str:
@@ -211,13 +242,12 @@ def epoch_ms_sql(timestamp: str) -> str:
 def decision_inputs_sql() -> str:
     """One stream for the decision step: payments with their user's features, pattern hits,
     chargeback labels (udfs/fraud_scoring.py). Times are epoch milliseconds."""
-    features_json = ", ".join(f"'{name}' VALUE {name}" for name in ("amount_usd",) + fraud_features.FEATURES)
     ms = epoch_ms_sql
     return f"""
         SELECT 'payment' AS kind, tenant_id, event_id, {ms("event_time")} AS event_ms,
                {ms("CAST(appended_at AS TIMESTAMP(3))")} AS appended_ms, 'user' AS entity_type, entity_id,
                CAST(NULL AS STRING) AS fraud_pattern, CAST(NULL AS DOUBLE) AS score,
-               JSON_OBJECT({features_json}) AS detail,
+               {features_json_sql()} AS detail,
                CAST(NULL AS BIGINT) AS rules_ms, CAST(NULL AS BOOLEAN) AS is_fraud, CAST(NULL AS BIGINT) AS label_ms
         FROM features_user WHERE event_type = 'payment_attempt'
         UNION ALL
@@ -236,7 +266,7 @@ def build_pipeline(t_env, config: FraudConfig):
     writing `fraud_alerts`, `fraud_scores` and `features_online`."""
     from pyflink.common import Types
 
-    from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer
+    from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer, fast_decision_udf
 
     create_pattern_views(t_env, config)
     create_feature_views(t_env)
@@ -258,6 +288,9 @@ def build_pipeline(t_env, config: FraudConfig):
         f"SELECT tenant_id || ':{entity}:' || entity_id, tenant_id, entity_type, entity_id, event_id, "
         f"CAST(event_time AS TIMESTAMP(3)), {features} FROM features_{entity}"
         for entity in fraud_features.ENTITY_COLUMNS))
+    if config.fast_path:
+        t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
+        statement_set.add_insert_sql("INSERT INTO fraud_decisions " + fast_decisions_sql())
     return statement_set
 
 

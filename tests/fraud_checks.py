@@ -63,16 +63,21 @@ def set_rules(bootstrap: str, topic: str, tenant: str, overrides: dict, effectiv
     publish(bootstrap, topic, fraud_rules.rule_message(tenant, overrides, effective_from_ms))
 
 
-def run_bounded_fraud_job(names: dict, *extra: str) -> None:
-    cmd = [sys.executable, "-m", "jobs.fraud_detection", "--bounded", "--clean-topic", names["clean"],
-           "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
-           "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
-           "--model-snapshot-dir", str(Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]),
-           "--group-id", names["prefix"],
-           "--transactional-id-prefix", names["prefix"], "--checkpoint-interval-ms", "1000", *extra]
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def fraud_job_command(names: dict, *extra: str) -> list[str]:
+    """The fraud job on the topics of `fraud_topics`, with its own model snapshots."""
+    return [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"],
+            "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
+            "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
+            "--decisions-topic", names["decisions"],
+            "--model-snapshot-dir", str(Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]),
+            "--group-id", names["prefix"], "--transactional-id-prefix", names["prefix"],
+            "--checkpoint-interval-ms", "1000", *extra]
 
+
+def run_bounded_fraud_job(names: dict, *extra: str) -> None:
+    result = subprocess.run(fraud_job_command(names, "--bounded", *extra), cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def write_labels(bootstrap: str, topic: str, labels: list[dict]) -> None:

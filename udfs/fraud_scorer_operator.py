@@ -1,4 +1,6 @@
-"""PyFlink adapter of udfs/fraud_scoring.Decider: a KeyedProcessFunction keyed by tenant_id.
+"""PyFlink adapters of the fraud job's Python steps: udfs/fraud_scoring.Decider as a
+KeyedProcessFunction keyed by tenant_id (exact path), udfs/fast_path.FastScorer as a scalar
+function (low-latency path).
 
 Kept apart so the decision logic is tested without a JVM; everything here is Flink plumbing:
 state handles, event-time timers, metrics.
@@ -9,7 +11,10 @@ from __future__ import annotations
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.table import DataTypes
+from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
+from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
 from udfs.fraud_scoring import OUTPUT_FIELDS, Decider
 
@@ -96,3 +101,24 @@ class RiskScorer(KeyedProcessFunction):
         for record in records:
             (self.scored if record[0] == "score" else self.alerts).inc()
             yield Row(*record)
+
+
+class FastDecision(ScalarFunction):
+    """The low-latency path's scoring as a Table API scalar function (udfs/fast_path.py)."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+
+    def open(self, function_context: FunctionContext):
+        snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
+        self.scorer = FastScorer(self.config, snapshots)
+
+    def eval(self, tenant_id: str, features_json: str):
+        return Row(*self.scorer.decide(tenant_id, features_json))
+
+
+def fast_decision_udf(config: ModelConfig):
+    return udf(FastDecision(config), result_type=DataTypes.ROW([
+        DataTypes.FIELD("score", DataTypes.DOUBLE()), DataTypes.FIELD("reason_codes", DataTypes.ARRAY(DataTypes.STRING())),
+        DataTypes.FIELD("anomaly_score", DataTypes.DOUBLE()), DataTypes.FIELD("supervised_score", DataTypes.DOUBLE()),
+        DataTypes.FIELD("model_steps", DataTypes.BIGINT()), DataTypes.FIELD("decided_ms", DataTypes.BIGINT())]))

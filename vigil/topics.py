@@ -19,6 +19,7 @@ ALERTS = "fraud.alerts"
 FEATURES = "features.online"
 SCORES = "fraud.scores"
 CHARGEBACKS = "labels.chargebacks"
+DECISIONS = "fraud.decisions"
 
 _PARTITIONS = int(os.environ.get("VIGIL_PARTITIONS", "4"))
 
@@ -34,7 +35,9 @@ WEEK_MS = str(7 * 24 * 3600 * 1000)
 THIRTY_DAYS_MS = str(30 * 24 * 3600 * 1000)
 TOPICS = (
     TopicSpec(RAW, config={"retention.ms": WEEK_MS, "max.message.bytes": "2097152"}),
-    TopicSpec(CLEAN, config={"retention.ms": WEEK_MS}),
+    # LogAppendTime: each record carries the time the broker appended it, where the fraud job's
+    # detection latency starts (and retention follows arrival, not possibly old event times).
+    TopicSpec(CLEAN, config={"retention.ms": WEEK_MS, "message.timestamp.type": "LogAppendTime"}),
     # The DLQ keeps original bytes (base64) of payloads up to 2 MiB, so its records are larger.
     TopicSpec(DLQ, config={"retention.ms": THIRTY_DAYS_MS, "max.message.bytes": "8388608"}),
     TopicSpec(LABELS, partitions=1, config={"retention.ms": "-1"}),
@@ -44,8 +47,10 @@ TOPICS = (
     TopicSpec(ALERTS, config={"retention.ms": THIRTY_DAYS_MS}),
     # Online features per entity (key tenant:entity_type:entity_id), upserted by the fraud job: compacted, kept forever.
     TopicSpec(FEATURES, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
-    # One score per scored decision event (checkout, payment attempt, login, ...), written by the fraud job.
+    # One score per payment attempt (models, risk, reasons), exactly-once, from the fraud job.
     TopicSpec(SCORES, config={"retention.ms": WEEK_MS}),
+    # The low-latency decisions (at-least-once, within milliseconds; docs/adr/0005).
+    TopicSpec(DECISIONS, config={"retention.ms": WEEK_MS}),
     # Delayed ground truth per payment attempt (key tenant_id:event_id), record time = label time,
     # which the generator writes ahead of the wall clock: future timestamps are accepted (Kafka 4
     # refuses those more than 1 h ahead by default, log.message.timestamp.after.max.ms).
@@ -65,10 +70,10 @@ def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
 
 def create_fraud_topics(bootstrap: str, prefix: str) -> dict[str, str]:
     """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts/.features.online/.fraud.scores/
-    .labels.chargebacks` with the production topics' settings (tests, benchmarks of the fraud job);
+    .labels.chargebacks/.fraud.decisions` with the production topics' settings (tests, benchmarks of the fraud job);
     returns the names by role and the prefix."""
     roles = (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS), ("features", FEATURES),
-             ("scores", SCORES), ("chargebacks", CHARGEBACKS))
+             ("scores", SCORES), ("chargebacks", CHARGEBACKS), ("decisions", DECISIONS))
     names = {role: f"{prefix}.{name}" for role, name in roles}
     ensure_topics(bootstrap, [like(names[role], name) for role, name in roles], log=lambda *_: None)
     return {**names, "prefix": prefix}

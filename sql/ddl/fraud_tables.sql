@@ -164,3 +164,36 @@ CREATE TABLE features_online (
   'value.avro-confluent.url' = '${schema_registry_url}',
   'value.fields-include' = 'EXCEPT_KEY'
 );
+
+-- fraud_decisions: the low-latency path (docs/adr/0005): every payment attempt decided as soon as
+--   it is read, at-least-once and without transactions (visible within milliseconds, not once
+--   per checkpoint; a restart can repeat a decision: the alert_id, shared with the exact path,
+--   de-duplicates). No batching delay in the producer (linger 0).
+CREATE TABLE fraud_decisions (
+  record_key STRING,
+  alert_id STRING,
+  tenant_id STRING,
+  event_id STRING,
+  user_id STRING,
+  amount_usd DOUBLE,
+  score DOUBLE,
+  reason_codes ARRAY<STRING>,
+  anomaly_score DOUBLE,
+  supervised_score DOUBLE,
+  model_steps BIGINT,
+  features STRING,
+  appended_at TIMESTAMP(3),
+  decided_at TIMESTAMP(3),
+  decision_latency_ms BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${decisions_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.linger.ms' = '0',
+  'sink.delivery-guarantee' = 'at-least-once',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'avro-confluent',
+  'value.avro-confluent.url' = '${schema_registry_url}',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
