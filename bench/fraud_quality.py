@@ -1,13 +1,18 @@
 """Benchmark: detection quality of the fraud job on generated traffic with labelled scenarios.
 
-Generates --events events (fixed --seed, fraud scenarios injected, no bad input) into fresh
-topics, runs the ingest job and then the fraud job over them (both bounded, local MiniCluster,
-default rules), and compares the alerts with the generator's ground truth:
-- per pattern: alerts, precision (the triggering event belongs to the scenario the pattern is
-  meant for), precision against any fraud scenario, and recall (scenario instances with at
-  least one alert of the pattern; instances started in the last hour of event time, which the
-  end of the run may have cut short, are left out);
-- false alerts on ordinary shopping sessions, per pattern.
+Prepares --events events (fixed --seed, fraud scenarios injected, chargeback labels; bench/fraud_setup.py)
+in fresh topics, runs the fraud job over them (bounded, local MiniCluster, default rules, fresh model
+snapshots) and compares its outputs with the generator's ground truth:
+- pattern hits (every pattern named in an alert's evidence, for the alert's triggering event):
+  per pattern, precision (the event belongs to the scenario the pattern is meant for), precision
+  against any fraud scenario, recall (scenario instances with at least one hit of the pattern;
+  instances started in the last hour of event time, which the end of the run may have cut short,
+  are left out), and hits on ordinary shopping sessions;
+- the models, from fraud.scores (one record per payment attempt; positive = a scenario event):
+  ROC AUC and PR AUC (average precision) of the anomaly, supervised and combined scores, over all
+  payments and over the second half of event time (the supervised model has learned from chargebacks);
+- alerts: how many carry model reason codes, precision of the alerts raised by the models alone;
+- detection latency of the alerts (a backlog run: not live latency).
 
     .venv/bin/python bench/fraud_quality.py [--events 200000] [--seed 42] [--fraud-fraction 0.02]
 """
@@ -16,25 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 import uuid
 from collections import Counter, defaultdict
+from itertools import groupby
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.ingest import format_offsets  # noqa: E402
-from udfs import fraud_rules  # noqa: E402
-from vigil import kafka_broker, kafka_io, topics  # noqa: E402
-from vigil.generator.producer import produce  # noqa: E402
-from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402
-from vigil.generator.wire import EventWriter  # noqa: E402
-from vigil.paths import PROJECT_ROOT  # noqa: E402
-from vigil.registry import service as registry_service  # noqa: E402
+from bench.fraud_setup import prepare, run  # noqa: E402
+from jobs import fraud_detection  # noqa: E402
 from vigil.registry.catalog import read_values  # noqa: E402
-from vigil.rules_cli import publish  # noqa: E402
 
 # Which scenario each pattern is meant to catch (amount_anomaly has no scenario of its own).
 TARGET = {"card_testing": "card_testing", "account_takeover": "account_takeover",
@@ -42,17 +39,86 @@ TARGET = {"card_testing": "card_testing", "account_takeover": "account_takeover"
           "shared_device": "shared_device", "refund_abuse": "refund_abuse"}
 # The longest scenario script (refund abuse: purchases, refunds, chargeback) spans < 1 h.
 CUTOFF_MS = 3600_000
-# Events per second of event time: 200,000 events span about 2.8 hours, so that most scenario
-# instances (minutes to an hour long) complete inside the run.
-RATE = 20.0
+MODEL_SCORES = ("anomaly_score", "supervised_score", "score")
 
 
-def run(cmd: list[str], what: str) -> float:
-    started = time.monotonic()
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=3600)
-    if result.returncode != 0:
-        raise SystemExit(f"{what} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return time.monotonic() - started
+def hits_from_alerts(alerts: list[dict]) -> set[tuple[str, str, str, str]]:
+    """(pattern, entity_type, entity_id, event_id) of every pattern hit in the alerts' evidence."""
+    return {(p["pattern"], p["entity_type"], p["entity_id"], a["event_id"])
+            for a in alerts for p in json.loads(a["evidence"])["patterns"]}
+
+
+def pattern_table(hits: set, scenario_of: dict, instances: dict, complete: set) -> None:
+    print(f"{'pattern':<18} {'hits':>7} {'precision':>9} {'any fraud':>9} {'recall':>7}  "
+          f"{'on ordinary sessions':>20}  instances caught / complete")
+    for pattern in sorted({h[0] for h in hits} | set(TARGET)):
+        found = [scenario_of.get(h[3]) for h in hits if h[0] == pattern]
+        target = TARGET.get(pattern)
+        exact = sum(1 for s in found if s and s[0] == target)
+        any_fraud = sum(1 for s in found if s)
+        caught = {s[1] for s in found if s and s[0] == target} & complete
+        wanted = instances.get(target, set()) & complete
+        precision = f"{exact / len(found):.3f}" if found and target else "-"
+        recall = f"{len(caught) / len(wanted):.3f}" if wanted else "-"
+        print(f"{pattern:<18} {len(found):>7,} {precision:>9} {(any_fraud / len(found) if found else 0):>9.3f} "
+              f"{recall:>7}  {len(found) - any_fraud:>20,}  {len(caught)} / {len(wanted)}")
+    other = Counter(scenario_of[h[3]][0] for h in hits
+                    if h[3] in scenario_of and scenario_of[h[3]][0] != TARGET.get(h[0]))
+    if other:
+        print("hits on another pattern's scenario:", dict(other.most_common()))
+
+
+def roc_auc(scores: list[float], labels: list[bool]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half): rank sum."""
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    ranks, i = [0.0] * len(scores), 0
+    for _, group in groupby(order, key=scores.__getitem__):
+        group = list(group)
+        for j in group:
+            ranks[j] = i + (len(group) + 1) / 2  # average of the 1-based ranks i+1 .. i+len
+        i += len(group)
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def average_precision(scores: list[float], labels: list[bool]) -> float:
+    """Mean precision at each positive in descending-score order (tied scores are one threshold)."""
+    order = sorted(range(len(scores)), key=lambda j: -scores[j])
+    seen = true = 0
+    total = 0.0
+    for _, group in groupby(order, key=scores.__getitem__):
+        group = list(group)
+        positives = sum(labels[j] for j in group)
+        seen, true = seen + len(group), true + positives
+        total += positives * true / seen
+    return total / max(1, sum(labels))
+
+
+def model_table(scores: list[dict], fraud_ids: set) -> None:
+    times = [s["event_time"] for s in scores]
+    middle = min(times) + (max(times) - min(times)) / 2
+    halves = {"all payments": scores, "2nd half of event time": [s for s in scores if s["event_time"] >= middle]}
+    for name, rows in halves.items():
+        positives = sum(1 for s in rows if s["event_id"] in fraud_ids)
+        print(f"{name}: {len(rows):,} payments, {positives:,} fraud (base rate {positives / len(rows):.4f})")
+    header = [f"{half} {metric}" for half in ("all", "2nd half") for metric in ("ROC AUC", "PR AUC")]
+    print(f"{'score':<18} " + " ".join(f"{h:>17}" for h in header))
+    for column in MODEL_SCORES:
+        cells = []
+        for rows in halves.values():
+            rows = [s for s in rows if s[column] is not None]
+            y = [s["event_id"] in fraud_ids for s in rows]
+            x = [s[column] for s in rows]
+            ok = 0 < sum(y) < len(y)
+            cells += [f"{roc_auc(x, y):.3f}" if ok else "-", f"{average_precision(x, y):.3f}" if ok else "-"]
+        print(f"{column:<18} " + " ".join(f"{c:>17}" for c in cells))
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def main() -> None:
@@ -62,37 +128,16 @@ def main() -> None:
     parser.add_argument("--fraud-fraction", type=float, default=0.02)
     args = parser.parse_args()
 
-    kafka_broker.start(log=lambda *_: None)
-    bootstrap = kafka_broker.BrokerSettings().bootstrap
-    registry_service.start(bootstrap, log=lambda *_: None)
-    url = registry_service.registry_url()
-    prefix = f"quality-{uuid.uuid4().hex[:6]}"
-    names = topics.create_ingest_topics(bootstrap, prefix)
-    fraud_names = topics.create_fraud_topics(bootstrap, prefix)
-    rules_topic, alerts_topic = fraud_names["rules"], fraud_names["alerts"]
+    # 20 events per second of event time: 200,000 events span about 2.8 hours, so that most
+    # scenario instances (minutes to an hour long) complete inside the run.
+    prep = prepare(args.events, args.seed, rate=20.0, fraud_fraction=args.fraud_fraction, prefix="quality")
+    snapshots = f"/tmp/{prep.names['prefix']}-models-{uuid.uuid4().hex[:6]}"
+    fraud_s = run(fraud_detection.command(prep.names, "--bounded", "--labels-idle-timeout", "30 s",
+                                          "--model-snapshot-dir", snapshots), "fraud job")
+    alerts = read_values(prep.bootstrap, prep.registry, prep.names["alerts"])
+    scores = read_values(prep.bootstrap, prep.registry, prep.names["scores"])
 
-    # Event time ends about now: the run spans events/rate seconds of event time.
-    rate = RATE
-    start_ms = int(time.time() * 1000) - int(args.events / rate * 1000)
-    labels_file = Path(f"/tmp/{prefix}-labels.jsonl")
-    stream = EventStream(StreamSettings(seed=args.seed, start_ms=start_ms, rate=rate,
-                                        fraud_fraction=args.fraud_fraction),
-                         EventWriter.registered(url, names["raw"], with_v2=False))
-    stats = produce(stream.records(), bootstrap, rate, events=args.events, pace=False, topic=names["raw"],
-                    labels_file=labels_file, progress_every_s=1e9)
-    assert stats.failed == 0, stats.first_error
-    end = kafka_io.end_offsets(bootstrap, names["raw"])
-    ingest_s = run([sys.executable, "-m", "jobs.ingest", "--raw-topic", names["raw"], "--clean-topic", names["clean"],
-                    "--dlq-topic", names["dlq"], "--transactional-id-prefix", prefix, "--group-id", prefix,
-                    "--start-offsets", format_offsets({p: 0 for p in end}), "--stop-offsets", format_offsets(end)],
-                   "ingest")
-    publish(bootstrap, rules_topic, fraud_rules.default_message(start_ms - 24 * 3600_000))
-    fraud_s = run([sys.executable, "-m", "jobs.fraud_detection", "--bounded", "--clean-topic", names["clean"],
-                   "--rules-topic", rules_topic, "--alerts-topic", alerts_topic, "--group-id", prefix,
-                   "--transactional-id-prefix", prefix], "fraud job")
-    alerts = read_values(bootstrap, url, alerts_topic)
-
-    labels = [json.loads(line) for line in labels_file.read_text().splitlines()]
+    labels = [json.loads(line) for line in prep.labels_file.read_text().splitlines()]
     scenario_of = {label["event_id"]: (label["scenario"], label["instance"]) for label in labels}
     last_ms = max(label["event_time"] for label in labels)
     instance_start: dict[str, int] = {}
@@ -102,29 +147,31 @@ def main() -> None:
                                                 label["event_time"])
         instances[label["scenario"]].add(label["instance"])
     complete = {i for i, t in instance_start.items() if t < last_ms - CUTOFF_MS}
+    hits = hits_from_alerts(alerts)
 
     print(f"{args.events:,} events (seed {args.seed}, fraud fraction {args.fraud_fraction}): "
           f"{len(labels):,} labelled fraud events in {len(instance_start):,} scenario instances "
-          f"({len(complete):,} complete); ingest {ingest_s:.0f}s, fraud job {fraud_s:.0f}s (bounded runs, "
-          f"start-up included); {len(alerts):,} alerts")
-    print(f"{'pattern':<18} {'alerts':>7} {'precision':>9} {'any fraud':>9} {'recall':>7}  "
-          f"{'on ordinary sessions':>20}  instances caught / complete")
-    for pattern in sorted({a["fraud_pattern"] for a in alerts} | set(TARGET)):
-        mine = [a for a in alerts if a["fraud_pattern"] == pattern]
-        hits = [scenario_of.get(a["event_id"]) for a in mine]
-        target = TARGET.get(pattern)
-        exact = sum(1 for h in hits if h and h[0] == target)
-        any_fraud = sum(1 for h in hits if h)
-        caught = {h[1] for h in hits if h and h[0] == target} & complete
-        wanted = instances.get(target, set()) & complete
-        precision = f"{exact / len(mine):.3f}" if mine and target else "-"
-        recall = f"{len(caught) / len(wanted):.3f}" if wanted else "-"
-        print(f"{pattern:<18} {len(mine):>7,} {precision:>9} {(any_fraud / len(mine) if mine else 0):>9.3f} "
-              f"{recall:>7}  {len(mine) - any_fraud:>20,}  {len(caught)} / {len(wanted)}")
-    other = Counter(scenario_of[a["event_id"]][0] for a in alerts if a["event_id"] in scenario_of
-                    and scenario_of[a["event_id"]][0] != TARGET.get(a["fraud_pattern"]))
-    if other:
-        print("alerts on another pattern's scenario:", dict(other.most_common()))
+          f"({len(complete):,} complete); ingest {prep.ingest_s:.0f}s, fraud job wall time {fraud_s:.0f}s "
+          f"(bounded runs, start-up included)")
+    print(f"\nPattern hits: {len(alerts):,} alerts -> {len(hits):,} hits (pattern, entity, triggering event)")
+    pattern_table(hits, scenario_of, instances, complete)
+
+    labels_seen = max((json.loads(s["evidence"])["labels_seen"] for s in scores), default=0)
+    print(f"\nModels (fraud.scores; positive = a scenario event); chargeback labels learned: {labels_seen:,}")
+    model_table(scores, set(scenario_of))
+
+    with_model = [a for a in alerts if any(r.startswith("model_") for r in a["reason_codes"])]
+    model_only = [a for a in with_model if all(r.startswith("model_") for r in a["reason_codes"])]
+    true_model_only = sum(1 for a in model_only if a["event_id"] in scenario_of)
+    print(f"\nAlerts: {len(alerts):,}; with model reason codes {len(with_model):,}; model-only "
+          f"{len(model_only):,}, precision "
+          + (f"{true_model_only / len(model_only):.3f}" if model_only else "-"))
+
+    latencies = [a["detection_latency_ms"] for a in alerts if a["detection_latency_ms"] is not None]
+    if latencies:
+        print(f"detection_latency_ms p50 {percentile(latencies, 0.5):,.0f}, p99 {percentile(latencies, 0.99):,.0f} "
+              "(backlog run: the job catches up on pre-written events, so this is not live latency "
+              "(see bench/fraud_throughput.py))")
 
 
 if __name__ == "__main__":

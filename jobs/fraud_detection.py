@@ -9,8 +9,8 @@ Input  events.clean (avro-confluent, written by jobs/ingest.py), event time = ev
 Output fraud.alerts: alert_id (deterministic), tenant, pattern, entity, triggering event, score,
        reason codes, evidence (JSON), rules version, decision time.
 Patterns (sql/queries/fraud_patterns.sql, fraud_velocity.sql; all Flink SQL, in the JVM):
-       card_testing, account_takeover (MATCH_RECOGNIZE), impossible_travel (MATCH_RECOGNIZE on
-       consecutive events), velocity per card/user/device/ip over 1 min/10 min/1 h, shared_device
+       card_testing, account_takeover (MATCH_RECOGNIZE), impossible_travel (LAG over a user's
+       located events), velocity per card/user/device/ip over 1 min/10 min/1 h, shared_device
        (distinct accounts per device, 1 h), refund_abuse (30 days), amount_anomaly (z-score).
 State  pattern buffers bounded by WITHIN; OVER windows by their ranges (up to 30 days for refunds);
        per-user device/country history expires after --history-ttl (table.exec.state.ttl).
@@ -179,7 +179,7 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
     """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`."""
     for statement in sql_files.render(
             "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(), usd_rate=usd_rate_sql(),
-            haversine_km=haversine_sql("A.latitude", "A.longitude", "B.latitude", "B.longitude"),
+            haversine_km=haversine_sql("A_latitude", "A_longitude", "latitude", "longitude"),
             out_of_orderness_s=config.out_of_orderness_s):
         t_env.execute_sql(statement)
     for entity, column in ENTITIES.items():
@@ -292,6 +292,15 @@ def build_pipeline(t_env, config: FraudConfig):
         t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
         statement_set.add_insert_sql("INSERT INTO fraud_decisions " + fast_decisions_sql())
     return statement_set
+
+
+def command(names: dict, *extra: str) -> list[str]:
+    """`python -m jobs.fraud_detection` on the topics of topics.create_fraud_topics (tests, benches)."""
+    return [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"],
+            "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
+            "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
+            "--decisions-topic", names["decisions"], "--group-id", names["prefix"],
+            "--transactional-id-prefix", names["prefix"], *extra]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import uuid
 from decimal import Decimal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from jobs import fraud_detection
 from udfs import fraud_rules
 from vigil import serde, topics
 from vigil.paths import PROJECT_ROOT
@@ -65,13 +65,9 @@ def set_rules(bootstrap: str, topic: str, tenant: str, overrides: dict, effectiv
 
 def fraud_job_command(names: dict, *extra: str) -> list[str]:
     """The fraud job on the topics of `fraud_topics`, with its own model snapshots."""
-    return [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"],
-            "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
-            "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
-            "--decisions-topic", names["decisions"],
-            "--model-snapshot-dir", str(Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]),
-            "--group-id", names["prefix"], "--transactional-id-prefix", names["prefix"],
-            "--checkpoint-interval-ms", "1000", *extra]
+    snapshots = Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]
+    return fraud_detection.command(names, "--model-snapshot-dir", str(snapshots),
+                                   "--checkpoint-interval-ms", "1000", *extra)
 
 
 def run_bounded_fraud_job(names: dict, *extra: str) -> None:
