@@ -133,15 +133,23 @@ class Collector:
         self.consumer.close()
 
 
-def copy_paced(bootstrap: str, source: str, target: str, rate: float, seconds: float, skip: int = 0) -> int:
-    """Copy committed records of `source` (after the first `skip`) to `target` at `rate`/s."""
+def events_in_time_order(bootstrap: str, registry: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every committed record of `topic`, in event-time order: a consumer returns
+    partitions in bursts, and copying them so would skew the partitions' event times apart and
+    hold the job's watermark (the minimum over partitions) back."""
+    decode = value_decoder(registry)
+    records = [(decode(m.value())["event_time"], m.key(), m.value()) for m in kafka_io.read(bootstrap, topic)]
+    records.sort(key=lambda record: record[0])
+    return [(key, value) for _, key, value in records]
+
+
+def copy_paced(bootstrap: str, records: list[tuple[bytes, bytes]], target: str, rate: float, seconds: float) -> int:
+    """Write `records` to `target` at `rate` per second for at most `seconds`."""
     from confluent_kafka import Producer
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
                          "enable.idempotence": True, "acks": "all"})
     sent, start = 0, time.monotonic()
-    for index, message in enumerate(kafka_io.read(bootstrap, source, idle_timeout_s=5, max_wait_s=seconds * 3 + 60)):
-        if index < skip:
-            continue
+    for key, value in records:
         due = start + sent / rate
         now = time.monotonic()
         if now - start >= seconds:
@@ -149,7 +157,7 @@ def copy_paced(bootstrap: str, source: str, target: str, rate: float, seconds: f
         if due > now:
             producer.poll(0)
             time.sleep(due - now)
-        producer.produce(target, key=message.key(), value=message.value())
+        producer.produce(target, key=key, value=value)
         sent += 1
         if sent % 500 == 0:
             producer.poll(0)
@@ -192,12 +200,13 @@ def live(prepared, args) -> None:
     job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     fast = Collector(bootstrap, registry, names["decisions"], committed=False)
     exact = Collector(bootstrap, registry, names["scores"], committed=True)
+    records = events_in_time_order(bootstrap, registry, prepared.names["clean"])
     try:
         warmup = int(args.rate * 5)  # until the job decides these, it is still starting
-        copy_paced(bootstrap, prepared.names["clean"], names["clean"], args.rate, warmup / args.rate)
-        procs.wait_until(lambda: len(fast.records) > 0, timeout=180, what="the job's first decisions")
+        copy_paced(bootstrap, records[:warmup], names["clean"], args.rate, warmup / args.rate)
+        procs.wait_until(lambda: len(fast.records) > 0, timeout=300, what="the job's first decisions")
         measured_from = int(time.time() * 1000)
-        sent = copy_paced(bootstrap, prepared.names["clean"], names["clean"], args.rate, args.seconds, skip=warmup)
+        sent = copy_paced(bootstrap, records[warmup:], names["clean"], args.rate, args.seconds)
         sent_until = time.time()
         time.sleep(args.drain_s)
         assert job.poll() is None, f"the job stopped; log in {log.name}"
@@ -228,7 +237,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="live phase: duration")
     parser.add_argument("--drain-s", type=float, default=20.0, help="live phase: wait for the last outputs")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default="rocksdb")
+    parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default="hashmap")
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-backlog", action="store_true")
     args = parser.parse_args()
