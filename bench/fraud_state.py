@@ -1,0 +1,94 @@
+"""Benchmark: does the fraud job's state stay bounded? State size against events processed.
+
+Runs the fraud job (unbounded, heap state, full checkpoints to a temporary directory) over
+--events generated events (event time at --rate events/s, so windows and TTLs turn over as in
+production) and samples, every few seconds, the events the job has committed (its consumer
+group's offsets, committed on each checkpoint) and the size of its newest checkpoint (the whole
+state: heap snapshots are full). Prints a row each time another tenth of the events is done.
+
+    .venv/bin/python bench/fraud_state.py [--events 200000] [--rate 20] [--clean-topic EXISTING]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.fraud_setup import prepare, start_services  # noqa: E402
+from bench.memory import tree_rss_bytes  # noqa: E402
+from jobs import fraud_detection  # noqa: E402
+from udfs import fraud_rules  # noqa: E402
+from vigil import kafka_io, procs, topics  # noqa: E402
+from vigil.paths import PROJECT_ROOT  # noqa: E402
+from vigil.rules_cli import publish  # noqa: E402
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(0, tp.offset) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def newest_checkpoint_bytes(root: Path) -> int:
+    # Completed checkpoints only (a checkpoint's _metadata is written last).
+    checkpoints = sorted((p for p in root.glob("*/chk-*") if (p / "_metadata").exists()),
+                         key=lambda p: int(p.name.split("-")[1]))
+    if not checkpoints:
+        return 0
+    return sum(f.stat().st_size for f in checkpoints[-1].rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second of event time")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--clean-topic", help="reuse a filled events.clean topic (e.g. a quality run's)")
+    args = parser.parse_args()
+    if args.clean_topic:
+        bootstrap, _ = start_services()
+        names = {**topics.create_fraud_topics(bootstrap, f"state-{int(time.time())}"), "clean": args.clean_topic}
+        publish(bootstrap, names["rules"], fraud_rules.default_message(0))
+        total = sum(kafka_io.end_offsets(bootstrap, args.clean_topic).values())  # offsets, markers included
+    else:
+        prepared = prepare(args.events, args.seed, args.rate, fraud_fraction=0.02, prefix="state")
+        bootstrap, names, total = prepared.bootstrap, prepared.names, prepared.events
+    work = Path(tempfile.mkdtemp(prefix="bench-state-"))
+    cmd = fraud_detection.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
+                                  "--model-snapshot-dir", str(work / "models"))
+    log = open(work / "job.log", "w")
+    job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"{total:,} events in {names['clean']}; job log {log.name}")
+    print(f"{'offsets done':>12} {'state (newest checkpoint)':>26} {'job RSS':>9} {'elapsed':>8}")
+    started, next_row, done, unchanged = time.monotonic(), 0.1, 0, 0
+    try:
+        # Ends when every offset is committed or nothing moved for 30 s (the last transaction
+        # markers of a topic written with transactions are never "consumed").
+        while done < total and unchanged < 6 and job.poll() is None and time.monotonic() - started < 7200:
+            time.sleep(5)
+            previous, done = done, committed(bootstrap, names["prefix"], names["clean"])
+            unchanged = unchanged + 1 if done == previous and done > 0 else 0
+            if done >= next_row * total or done >= total or unchanged == 6:
+                print(f"{done:>12,} {newest_checkpoint_bytes(work / 'checkpoints') / 2**20:>23.1f} MB "
+                      f"{tree_rss_bytes(job.pid) / 2**30:>6.2f} GB {time.monotonic() - started:>7.0f}s", flush=True)
+                while next_row * total <= done:
+                    next_row += 0.1
+    finally:
+        procs.kill_tree(job.pid)
+        job.wait(timeout=30)
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
