@@ -178,7 +178,7 @@ FEATURE_COLUMNS = Fragment(",\n  ".join(f"{name} {kind}" for name, kind in _FEAT
 def pattern_views() -> list[str]:
     """Names of the alert views build_pipeline creates, in union order."""
     return (["alerts_card_testing", "alerts_account_takeover", "alerts_impossible_travel",
-             "alerts_shared_device", "alerts_refund_abuse", "alerts_amount_anomaly"]
+             "alerts_shared_device", "alerts_cross_tenant_card", "alerts_refund_abuse", "alerts_amount_anomaly"]
             + [f"alerts_velocity_{entity}_{window}" for entity in ENTITIES for window in WINDOWS])
 
 

@@ -59,6 +59,11 @@ class RuleParameters:
     amount_anomaly_enabled: bool = True
     amount_anomaly_min_z: float = 4.0
     amount_anomaly_min_history: int = 5
+    # cross-tenant card: one card fingerprint paying at >= min_tenants tenants within 24 h. The
+    # only state shared across tenants, over the pseudonymous fingerprint (never a card number);
+    # an alert tells a tenant how many tenants saw the card, never which ones.
+    cross_tenant_card_enabled: bool = True
+    cross_tenant_card_min_tenants: int = 3
 
 
 DEFAULTS = RuleParameters()

@@ -153,6 +153,24 @@ SELECT tenant_id, 'shared_device' AS fraud_pattern, 'device' AS entity_type, dev
 FROM device_accounts
 WHERE shared_device_enabled AND accounts = shared_device_min_users;
 
+-- cross_tenant_card: one card fingerprint paying at several tenants within 24 hours (cards
+-- tested or cashed out across shops of different platforms' tenants). Partitioned by the
+-- fingerprint alone: the one deliberate cross-tenant state, over a pseudonymous identifier;
+-- the evidence gives the number of tenants only, never which ones (tenant isolation).
+CREATE TEMPORARY VIEW card_tenants AS
+SELECT *, COUNT(DISTINCT tenant_id) OVER (PARTITION BY card_fingerprint ORDER BY event_time
+                                          RANGE BETWEEN INTERVAL '1' DAY PRECEDING AND CURRENT ROW) AS tenants
+FROM payment_attempts
+WHERE card_fingerprint IS NOT NULL;
+
+CREATE TEMPORARY VIEW alerts_cross_tenant_card AS
+SELECT tenant_id, 'cross_tenant_card' AS fraud_pattern, 'card' AS entity_type, card_fingerprint AS entity_id,
+       event_id, event_time, 0.8 AS score,
+       JSON_OBJECT('tenants_24h' VALUE tenants, 'threshold' VALUE cross_tenant_card_min_tenants) AS evidence,
+       rules_effective_from, appended_at
+FROM card_tenants
+WHERE cross_tenant_card_enabled AND tenants >= cross_tenant_card_min_tenants;
+
 -- refund_abuse: refunds and chargebacks of one user within 30 days, against their purchases.
 CREATE TEMPORARY VIEW money_back AS
 SELECT *,

@@ -81,6 +81,12 @@ def outcome(kafka, schema_registry):
             for i in range(5))
         add([ev("payment_attempt", at + 5 * 20_000 + 30_000, tenant="t2", user=f"u-{card}", card=card, amount="900.00")])
 
+    # cross-tenant card: card c-x pays at shops of three tenants within a few hours (alert at the
+    # third); near miss: c-x2 at two tenants only.
+    for card, tenants in (("c-x", ("t5", "t6", "t7")), ("c-x2", ("t5", "t6"))):
+        add(ev("payment_attempt", t0 + 60 * MIN * (i + 1), tenant=tenant, user=f"u-{card}-{tenant}", card=card,
+               amount="60.00") for i, tenant in enumerate(tenants))
+
     # A late tail so the watermark passes everything above.
     add([ev("page_view", t0 + 5 * 3600_000, user="u-tail")])
 
@@ -122,6 +128,12 @@ def test_velocity_per_card_reaches_the_threshold(outcome):
 
 def test_shared_device(outcome):
     assert outcome["by_pattern"]["shared_device"] == {"d-shared"}
+
+
+def test_cross_tenant_card_alerts_the_third_tenant_and_names_no_other(outcome):
+    hits = [h for h in outcome["hits"] if h["pattern"] == "cross_tenant_card"]
+    assert [(h["alert"]["tenant_id"], h["entity_id"]) for h in hits] == [("t7", "c-x")]
+    assert hits[0]["evidence"] == {"tenants_24h": 3, "threshold": 3}
 
 
 def test_refund_abuse_alerts_at_the_threshold_and_on_the_chargeback(outcome):

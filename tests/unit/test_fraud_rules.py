@@ -38,4 +38,4 @@ def test_bad_assignments_are_refused_with_a_reason(assignment, error):
 def test_every_currency_has_a_rate_and_every_velocity_view_is_unioned():
     assert "WHEN 'JPY' THEN 150.0" in usd_rate_sql()
     views = pattern_views()
-    assert len(views) == len(set(views)) == 6 + 4 * 3
+    assert len(views) == len(set(views)) == 7 + 4 * 3
