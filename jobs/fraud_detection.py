@@ -1,4 +1,4 @@
-"""Fraud detection job: events.clean -> rule and pattern detections -> fraud.alerts (exactly-once).
+"""Fraud detection job: events.clean -> patterns, features, River models -> one decision per event.
 
 Input  events.clean (avro-confluent, written by jobs/ingest.py), event time = event_time (UTC).
        Example: {"event_id": "e7f..", "event_time": 2026-11-26 15:00:01.250, "tenant_id": "t007",
@@ -6,14 +6,21 @@ Input  events.clean (avro-confluent, written by jobs/ingest.py), event time = ev
        "card_fingerprint": "c9a..", "device_id": "d41..", ...}
        fraud.rules (compacted; key tenant_id, "*" = defaults): thresholds and switches, applied
        by event time, changeable at runtime (udfs/fraud_rules.py, `vigil rules`).
-Output fraud.alerts: alert_id (deterministic), tenant, pattern, entity, triggering event, score,
-       reason codes, evidence (JSON), rules version, decision time.
+       labels.chargebacks: delayed ground truth per payment, for the supervised model.
+Output fraud.alerts (exactly-once): one decision per event with a pattern hit or a risk above the
+       alert threshold: alert_id (deterministic), combined score, reason codes, evidence (JSON).
+       fraud.scores (exactly-once): the same record for every payment attempt.
+       features.online (exactly-once upsert): latest features per user, card, device, merchant.
+       fraud.decisions (at-least-once): the low-latency decision of every payment (ADR 0005).
 Patterns (sql/queries/fraud_patterns.sql, fraud_velocity.sql; all Flink SQL, in the JVM):
        card_testing, account_takeover (MATCH_RECOGNIZE), impossible_travel (LAG over a user's
        located events), velocity per card/user/device/ip over 1 min/10 min/1 h, shared_device
-       (distinct accounts per device, 1 h), refund_abuse (30 days), amount_anomaly (z-score).
+       (distinct accounts per device, 1 h), cross_tenant_card (distinct tenants per card, 24 h),
+       refund_abuse (30 days), amount_anomaly (z-score).
+Models udfs/fraud_scoring.py (River, per tenant, in event time), udfs/fast_path.py.
 State  pattern buffers bounded by WITHIN; OVER windows by their ranges (up to 30 days for refunds);
-       per-user device/country history expires after --history-ttl (table.exec.state.ttl).
+       per-entity history expires after --history-ttl (table.exec.state.ttl); models, items
+       awaiting the watermark and payment vectors awaiting labels in the risk scorer (ADR 0005).
 Late   event time with --out-of-orderness bounded disorder; see ADR 0004 for what it costs.
 Run    locally:  vigil run fraud_detection [--bounded]
        cluster:  vigil submit fraud_detection [flags]
