@@ -162,5 +162,3 @@ def test_the_low_latency_path_decides_every_payment_under_the_exact_paths_alert_
         assert decision["alert_id"] == exact[decision["event_id"]]
         assert 0 <= decision["score"] <= 1 and decision["decision_latency_ms"] is not None
         assert json.loads(decision["features"])["events_1h"] >= 1
-    # Snapshots appear while the run goes on (every 100 steps here): later payments use them.
-    assert any(d["model_steps"] > 0 and d["anomaly_score"] is not None for d in fast)
