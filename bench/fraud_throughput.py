@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fraud_setup import prepare, run  # noqa: E402
+from bench.fraud_setup import prepare  # noqa: E402
 from jobs import fraud_detection  # noqa: E402
 from udfs import fraud_rules  # noqa: E402
 from vigil import kafka_io, procs, topics  # noqa: E402

@@ -120,22 +120,11 @@ CREATE TABLE fraud_alerts (
   'value.fields-include' = 'EXCEPT_KEY'
 );
 
-CREATE TABLE fraud_scores (
-  record_key STRING,
-  ${decision_columns}
-) WITH (
-  'connector' = 'kafka',
+-- fraud_scores: fraud_alerts' columns and options on its own topic and transactional ids.
+CREATE TABLE fraud_scores WITH (
   'topic' = '${scores_topic}',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
-  'sink.delivery-guarantee' = 'exactly-once',
-  'sink.transactional-id-prefix' = '${transactional_id_prefix}-scores',
-  'key.format' = 'raw',
-  'key.fields' = 'record_key',
-  'value.format' = 'avro-confluent',
-  'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.fields-include' = 'EXCEPT_KEY'
-);
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-scores'
+) LIKE fraud_alerts;
 
 -- features_online: the latest features per entity (udfs/fraud_features.py defines them), upsert
 --   on a compacted topic keyed tenant_id:entity_type:entity_id, exactly-once. Rows are buffered
