@@ -17,7 +17,6 @@ from pathlib import Path
 from string import Template
 
 from vigil import procs
-from vigil.flink_env import PYTHON_HASH_SEED
 from vigil.paths import PROJECT_ROOT, state_dir, sub
 
 TEMPLATE = PROJECT_ROOT / "infra" / "flink" / "config.yaml.template"
@@ -101,7 +100,6 @@ def environment(settings: ClusterSettings = ClusterSettings()) -> dict[str, str]
     # pyflink and Vigil installed must come first, whatever PATH the caller had.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYFLINK_CLIENT_EXECUTABLE"] = sys.executable
-    env["PYTHONHASHSEED"] = PYTHON_HASH_SEED  # the Python workers' float sums in a fixed order (flink_env)
     env.update(FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(_conf_dir(settings)),
                FLINK_LIB_DIR=str(_lib_dir()),
                FLINK_LOG_DIR=str(sub(home(), "log")), FLINK_PID_DIR=str(sub(home(), "pid")))

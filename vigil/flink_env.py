@@ -16,14 +16,6 @@ from vigil import jars
 from vigil.paths import PROJECT_ROOT, state_dir
 
 
-# Python's string hashing is salted per process, and River iterates sets of feature names: the
-# same updates would then add floats in another order in another worker, and a replay's model
-# scores would differ in their last bits. Workers get a fixed seed: the local MiniCluster
-# inherits it from the job's process, the local cluster from vigil/flink_cluster.py, Kubernetes
-# TaskManagers from containerized.taskmanager.env.
-PYTHON_HASH_SEED = "0"
-
-
 @dataclass(frozen=True)
 class FlinkSettings:
     """Runtime settings shared by all jobs; each job's config embeds one."""
@@ -97,9 +89,7 @@ class FlinkSettings:
 def _job_config(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None) -> dict[str, str]:
     # UTC everywhere: TIMESTAMP columns written to Avro (timestamp-millis) mean UTC, whatever the
     # machine's zone; Flink's Avro schema derivation has no TIMESTAMP_LTZ.
-    defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name,
-                "containerized.taskmanager.env.PYTHONHASHSEED": PYTHON_HASH_SEED}
-    os.environ["PYTHONHASHSEED"] = PYTHON_HASH_SEED  # before the local JVM (and its Python) starts
+    defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name}
     return {**settings.as_config(), **defaults, **(extra or {})}
 
 

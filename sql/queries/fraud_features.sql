@@ -8,6 +8,11 @@
 -- table.exec.state.ttl) and the last hour of events per entity (bounded OVER).
 -- Flink wants every OVER of one SELECT to be the same window, so the previous-event view and
 -- the 1-hour view are stacked; the explicit column lists keep the planner's generated names apart.
+-- Sums of amounts are fixed-point (DECIMAL(38, 12)), which adds and retracts exactly, in any order.
+-- Flink retracts the rows leaving the hour in its state map's iteration order, not by time
+-- (RowTimeRangeBoundedPrecedingFunction), and that order is not the same in every run: DOUBLE sums
+-- differed in their last bits between two runs over the same events, and so did the supervised
+-- model that learns from these features (a replay must give identical scores).
 
 CREATE TEMPORARY VIEW features_prev_${view_name} AS
 SELECT tenant_id, entity_id, event_id, event_time, ${time_select}event_type, user_id, device_id,
@@ -39,9 +44,12 @@ FROM (
          km_since_last,
          COUNT(*) OVER h AS events_1h,
          SUM(CASE WHEN event_type = 'payment_attempt' THEN 1 ELSE 0 END) OVER h AS payments_1h,
-         SUM(CASE WHEN event_type = 'payment_attempt' THEN COALESCE(amount_usd, 0.0) ELSE 0.0 END) OVER h AS amount_usd_1h,
-         SUM(CASE WHEN event_type = 'payment_attempt' THEN LN(GREATEST(COALESCE(amount_usd, 0.0), 0.01)) ELSE 0.0 END) OVER h AS log_sum,
-         SUM(CASE WHEN event_type = 'payment_attempt' THEN POWER(LN(GREATEST(COALESCE(amount_usd, 0.0), 0.01)), 2) ELSE 0.0 END) OVER h AS log_sq_sum,
+         CAST(SUM(CAST(CASE WHEN event_type = 'payment_attempt' THEN COALESCE(amount_usd, 0.0) ELSE 0.0 END
+                       AS DECIMAL(38, 12))) OVER h AS DOUBLE) AS amount_usd_1h,
+         CAST(SUM(CAST(CASE WHEN event_type = 'payment_attempt' THEN LN(GREATEST(COALESCE(amount_usd, 0.0), 0.01)) ELSE 0.0 END
+                       AS DECIMAL(38, 12))) OVER h AS DOUBLE) AS log_sum,
+         CAST(SUM(CAST(CASE WHEN event_type = 'payment_attempt' THEN POWER(LN(GREATEST(COALESCE(amount_usd, 0.0), 0.01)), 2) ELSE 0.0 END
+                       AS DECIMAL(38, 12))) OVER h AS DOUBLE) AS log_sq_sum,
          COUNT(DISTINCT user_id) OVER h AS distinct_users_1h,
          COUNT(DISTINCT device_id) OVER h AS distinct_devices_1h,
          COUNT(DISTINCT card_fingerprint) OVER h AS distinct_cards_1h,
