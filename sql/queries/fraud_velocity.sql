@@ -9,10 +9,12 @@ SELECT tenant_id, 'velocity' AS fraud_pattern, '${entity_type}' AS entity_type, 
                    'threshold' VALUE ${threshold}) AS evidence,
        rules_effective_from, appended_at
 FROM (
-  SELECT *, ${entity_column} AS entity_id,
-         COUNT(*) OVER (PARTITION BY tenant_id, ${entity_column} ORDER BY event_time
-                        RANGE BETWEEN INTERVAL ${window_interval} PRECEDING AND CURRENT ROW) AS attempts
-  FROM payment_attempts
-  WHERE ${entity_column} IS NOT NULL
+  SELECT *, COUNT(*) OVER (PARTITION BY tenant_id, entity_id ORDER BY event_time
+                           RANGE BETWEEN INTERVAL ${window_interval} PRECEDING AND CURRENT ROW) AS attempts
+  -- Only the columns used after the window: OVER keeps its input rows for the whole range.
+  FROM (SELECT tenant_id, ${entity_column} AS entity_id, event_id, event_time, velocity_enabled, ${threshold},
+               rules_effective_from, appended_at
+        FROM payment_attempts
+        WHERE ${entity_column} IS NOT NULL)
 )
 WHERE velocity_enabled AND attempts = ${threshold};
