@@ -38,16 +38,18 @@ def committed(bootstrap: str, group: str, topic: str, known: dict[int, int]) -> 
     """Offsets the job has committed, summed over partitions. A partition the broker answers
     without an offset (none committed yet, or an error under load) keeps its last known value:
     a partial answer must not read as the job going backwards."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10):
             if tp.error is None and tp.offset >= 0:
                 known[tp.partition] = max(known.get(tp.partition, 0), tp.offset)
-        return sum(known.values())
+    except KafkaException as error:  # e.g. NOT_COORDINATOR while the broker is loaded: ask again later
+        print(f"  (committed offsets not read this time: {error})", file=sys.stderr)
     finally:
         consumer.close()
+    return sum(known.values())
 
 
 def newest_checkpoint_bytes(root: Path) -> int:
