@@ -35,20 +35,15 @@ from vigil.rules_cli import publish  # noqa: E402
 
 
 def committed(bootstrap: str, group: str, topic: str, known: dict[int, int]) -> int:
-    """Offsets the job has committed, summed over partitions. A partition the broker answers
-    without an offset (none committed yet, or an error under load) keeps its last known value:
-    a partial answer must not read as the job going backwards."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    """The job's committed offsets, summed. A partition the broker answers without an offset (an
+    error under load) keeps its last known value: a partial answer must not read as the job going
+    backwards."""
+    from confluent_kafka import KafkaException
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10):
-            if tp.error is None and tp.offset >= 0:
-                known[tp.partition] = max(known.get(tp.partition, 0), tp.offset)
+        for partition, offset in kafka_io.committed_offsets(bootstrap, group, topic).items():
+            known[partition] = max(known.get(partition, 0), offset)
     except KafkaException as error:  # e.g. NOT_COORDINATOR while the broker is loaded: ask again later
         print(f"  (committed offsets not read this time: {error})", file=sys.stderr)
-    finally:
-        consumer.close()
     return sum(known.values())
 
 

@@ -42,6 +42,20 @@ def end_offsets(bootstrap: str, topic: str) -> Offsets:
         consumer.close()
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str) -> Offsets:
+    """A consumer group's committed offsets per partition (a job's progress: Flink commits its
+    source offsets on each checkpoint). Partitions without one, or answered with an error, are
+    left out; a coordinator that cannot answer at all raises KafkaException."""
+    from confluent_kafka import TopicPartition
+    consumer = _consumer(bootstrap, **{"group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        answers = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in answers if tp.error is None and tp.offset >= 0}
+    finally:
+        consumer.close()
+
+
 def read(bootstrap: str, topic: str, start: Offsets | None = None, idle_timeout_s: float = 5.0,
          max_wait_s: float = 120.0, until_count: int | None = None) -> Iterator:
     """Committed messages from `start` (default: the beginning) up to the end offsets seen at the
