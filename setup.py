@@ -20,6 +20,7 @@ setup(
         "river==0.23.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
+                             "hypothesis==6.170.15",     # property-based fuzzing of every input path
                              # a registry client nobody here wrote, for the registry tests
                              "confluent-kafka[schemaregistry,avro]==2.16.1"]},
     entry_points={"console_scripts": ["vigil=vigil.cli:main"]},

@@ -7,11 +7,14 @@ Input  events.clean (avro-confluent, written by jobs/ingest.py), event time = ev
        fraud.rules (compacted; key tenant_id, "*" = defaults): thresholds and switches, applied
        by event time, changeable at runtime (udfs/fraud_rules.py, `vigil rules`).
        labels.chargebacks: delayed ground truth per payment, for the supervised model.
+       Every source is read so that no record can fail the job: sql/queries/fraud_inputs.sql.
 Output fraud.alerts (exactly-once): one decision per event with a pattern hit or a risk above the
        alert threshold: alert_id (deterministic), combined score, reason codes, evidence (JSON).
        fraud.scores (exactly-once): the same record for every payment attempt.
        features.online (exactly-once upsert): latest features per user, card, device, merchant.
        fraud.decisions (at-least-once): the low-latency decision of every payment (ADR 0005).
+       fraud.dlq (exactly-once): every input record refused (undecodable event, unparseable or
+       invalid rule or label) and every record a bug turned into `internal_error` (ADR 0006).
 Patterns (sql/queries/fraud_patterns.sql, fraud_velocity.sql; all Flink SQL, in the JVM):
        card_testing, account_takeover (MATCH_RECOGNIZE), impossible_travel (LAG over a user's
        located events), velocity per card/user/device/ip over 1 min/10 min/1 h, shared_device
@@ -68,6 +71,7 @@ class FraudConfig:
     features_topic: str = topics.FEATURES
     chargebacks_topic: str = topics.CHARGEBACKS
     decisions_topic: str = topics.DECISIONS
+    dlq_topic: str = topics.FRAUD_DLQ
     fast_path: bool = True                # the low-latency decisions (docs/adr/0005)
     buffer_timeout_ms: int = 5
     group_id: str = "vigil-fraud"
@@ -96,6 +100,7 @@ class FraudConfig:
         p.add_argument("--features-topic", default=d.features_topic)
         p.add_argument("--chargebacks-topic", default=d.chargebacks_topic)
         p.add_argument("--decisions-topic", default=d.decisions_topic)
+        p.add_argument("--dlq-topic", default=d.dlq_topic, help="refused inputs and internal errors")
         p.add_argument("--no-fast-path", action="store_true", help="exactly-once outputs only")
         p.add_argument("--buffer-timeout-ms", type=int, default=d.buffer_timeout_ms,
                        help="network buffer flush interval (latency vs CPU)")
@@ -122,7 +127,7 @@ class FraudConfig:
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
             features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
-            decisions_topic=a.decisions_topic, fast_path=not a.no_fast_path,
+            decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path,
             buffer_timeout_ms=a.buffer_timeout_ms, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
@@ -160,7 +165,7 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
             rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, scores_topic=config.scores_topic,
             features_topic=config.features_topic, chargebacks_topic=config.chargebacks_topic,
-            decisions_topic=config.decisions_topic, group_id=config.group_id,
+            decisions_topic=config.decisions_topic, dlq_topic=config.dlq_topic, group_id=config.group_id,
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
@@ -187,6 +192,20 @@ def pattern_views() -> list[str]:
     return (["alerts_card_testing", "alerts_account_takeover", "alerts_impossible_travel",
              "alerts_shared_device", "alerts_cross_tenant_card", "alerts_refund_abuse", "alerts_amount_anomaly"]
             + [f"alerts_velocity_{entity}_{window}" for entity in ENTITIES for window in WINDOWS])
+
+
+def create_input_views(t_env, config: FraudConfig) -> None:
+    """clean_events, fraud_rules (versioned), chargeback_labels and input_rejections over the
+    raw sources (sql/queries/fraud_inputs.sql)."""
+    from udfs.fraud_input_udfs import check_rule_udf, rule_fields_sql
+
+    t_env.create_temporary_function("check_rule", check_rule_udf())
+    t_env.create_java_temporary_system_function("byte_length", "vigil.flink.functions.ByteLength")
+    for statement in sql_files.render(
+            "queries/fraud_inputs.sql", rule_fields=Fragment(rule_fields_sql()),
+            rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)), clean_topic=config.clean_topic,
+            rules_topic=config.rules_topic, chargebacks_topic=config.chargebacks_topic):
+        t_env.execute_sql(statement)
 
 
 def create_pattern_views(t_env, config: FraudConfig) -> None:
@@ -232,14 +251,22 @@ def features_json_sql() -> str:
                                       for name in ("amount_usd",) + fraud_features.FEATURES) + ")"
 
 
+_FAST_COLUMNS = ("record_key", "alert_id", "tenant_id", "event_id", "user_id", "amount_usd", "score", "reason_codes",
+                 "anomaly_score", "supervised_score", "model_steps", "features", "appended_at", "decided_at",
+                 "decision_latency_ms")
+
+
 def fast_decisions_sql() -> str:
-    """The low-latency path: payments scored on arrival (udfs/fast_path.py)."""
+    """The low-latency path: payments scored on arrival (udfs/fast_path.py); `error` is set
+    instead of a decision when the scorer failed on the payment."""
     return f"""
-        SELECT tenant_id || ':' || event_id, SHA2(tenant_id || '|' || event_id, 256), tenant_id, event_id,
-               entity_id, amount_usd, d.score, d.reason_codes, d.anomaly_score, d.supervised_score,
-               d.model_steps, features, CAST(appended_at AS TIMESTAMP(3)),
-               CAST(TO_TIMESTAMP_LTZ(d.decided_ms, 3) AS TIMESTAMP(3)),
-               d.decided_ms - {epoch_ms_sql("CAST(appended_at AS TIMESTAMP(3))")}
+        SELECT tenant_id || ':' || event_id AS record_key, SHA2(tenant_id || '|' || event_id, 256) AS alert_id,
+               tenant_id, event_id, entity_id AS user_id, amount_usd, d.score AS score, d.reason_codes AS reason_codes,
+               d.anomaly_score AS anomaly_score, d.supervised_score AS supervised_score,
+               d.model_steps AS model_steps, features, CAST(appended_at AS TIMESTAMP(3)) AS appended_at,
+               CAST(TO_TIMESTAMP_LTZ(d.decided_ms, 3) AS TIMESTAMP(3)) AS decided_at,
+               d.decided_ms - {epoch_ms_sql("CAST(appended_at AS TIMESTAMP(3))")} AS decision_latency_ms,
+               d.error AS error
         FROM (SELECT *, fast_decision(tenant_id, features) AS d
               FROM (SELECT *, {features_json_sql()} AS features FROM features_user_now
                     WHERE event_type = 'payment_attempt'))"""
@@ -282,6 +309,7 @@ def build_pipeline(t_env, config: FraudConfig):
 
     from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer, fast_decision_udf
 
+    create_input_views(t_env, config)
     create_pattern_views(t_env, config)
     create_feature_views(t_env)
     inputs = t_env.to_data_stream(t_env.sql_query(decision_inputs_sql()))
@@ -302,10 +330,36 @@ def build_pipeline(t_env, config: FraudConfig):
         f"SELECT tenant_id || ':{entity}:' || entity_id, tenant_id, entity_type, entity_id, event_id, "
         f"CAST(event_time AS TIMESTAMP(3)), {features} FROM features_{entity}"
         for entity in fraud_features.ENTITY_COLUMNS))
+    dead_letters = [dlq_columns_sql("input_rejections"), scorer_errors_sql()]
     if config.fast_path:
         t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
-        statement_set.add_insert_sql("INSERT INTO fraud_decisions " + fast_decisions_sql())
+        t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql()))
+        statement_set.add_insert_sql("INSERT INTO fraud_decisions SELECT " + ", ".join(_FAST_COLUMNS)
+                                     + " FROM fast_decided WHERE error IS NULL")
+        dead_letters.append(fast_path_errors_sql())
+    statement_set.add_insert_sql("INSERT INTO fraud_dlq " + "\nUNION ALL\n".join(dead_letters))
     return statement_set
+
+
+def dlq_columns_sql(view: str) -> str:
+    """A fraud_dlq row from a view in input_rejections' column order."""
+    return (f"SELECT record_key, reason, detail, tenant_id, event_id, source_topic, source_partition, "
+            f"source_offset, source_timestamp, payload, byte_length(payload), '{JOB_NAME}' FROM {view}")
+
+
+def scorer_errors_sql() -> str:
+    """Batches the risk scorer could not decide (udfs/fraud_scorer_operator.error_rows)."""
+    return (f"SELECT CAST(tenant_id || ':' || event_id AS BYTES), 'internal_error', JSON_VALUE(evidence, '$.error'), "
+            f"tenant_id, event_id, 'risk-scorer', CAST(NULL AS INT), CAST(NULL AS BIGINT), "
+            f"TO_TIMESTAMP_LTZ(decided_at, 3), CAST(evidence AS BYTES), byte_length(CAST(evidence AS BYTES)), "
+            f"'{JOB_NAME}' FROM decisions WHERE output = 'error'")
+
+
+def fast_path_errors_sql() -> str:
+    """Payments the low-latency scorer could not decide (the exact path still decides them)."""
+    return (f"SELECT CAST(record_key AS BYTES), 'internal_error', error, tenant_id, event_id, 'fast-path', "
+            f"CAST(NULL AS INT), CAST(NULL AS BIGINT), CAST(appended_at AS TIMESTAMP_LTZ(3)), CAST(features AS BYTES), "
+            f"byte_length(CAST(features AS BYTES)), '{JOB_NAME}' FROM fast_decided WHERE error IS NOT NULL")
 
 
 def command(names: dict, *extra: str) -> list[str]:
@@ -313,7 +367,7 @@ def command(names: dict, *extra: str) -> list[str]:
     return [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"],
             "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
             "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
-            "--decisions-topic", names["decisions"], "--group-id", names["prefix"],
+            "--decisions-topic", names["decisions"], "--dlq-topic", names["dlq"], "--group-id", names["prefix"],
             "--transactional-id-prefix", names["prefix"], *extra]
 
 

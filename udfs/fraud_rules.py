@@ -19,8 +19,12 @@ ValueError: unknown rule parameters: no_such_parameter
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import time
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 DEFAULT_KEY = "*"
 
@@ -69,6 +73,7 @@ class RuleParameters:
 DEFAULTS = RuleParameters()
 PARAMETERS = [f.name for f in fields(RuleParameters)]
 SQL_TYPES = {"bool": "BOOLEAN", "int": "INT", "float": "DOUBLE"}  # dataclass field types, as written
+SQL_KINDS = {f.name: str(f.type) for f in fields(RuleParameters)}  # parameter -> "bool" | "int" | "float"
 
 
 def sql_columns() -> str:
@@ -105,3 +110,93 @@ def _iso(ms: int) -> str:
     """UTC 'YYYY-MM-DD HH:MM:SS.mmm', how Flink's JSON format reads a TIMESTAMP(3)."""
     seconds, millis = divmod(ms, 1000)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}"
+
+
+# ---- Reading rule messages: any bytes in, a verdict out ----------------------------------------
+# fraud.rules is written by `vigil rules`, but any client with write access can put anything
+# there. The fraud job reads it as bytes and keeps only what `parse_rule_message` accepts; the rest
+# goes to its dead-letter topic and the tenant keeps the rules it had (docs/adr/0006).
+
+MAX_RULE_BYTES = 16 * 1024
+_TENANT = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
+# Parameters that are shares of a whole, in (0, 1]; every other number is a positive threshold.
+_RATIOS = {"refund_abuse_min_ratio"}
+_MAX_NUMBER = 1e9
+
+
+class RuleVerdict(NamedTuple):
+    reason: str | None        # None: accepted; "json_parse_error" or "invalid_rule"
+    detail: str | None
+    tenant_id: str | None
+    values: dict              # parameter -> value (None = inherit); empty when refused
+
+
+def parse_rule_message(key: bytes | None, value: bytes | None, effective_from_ok: bool = True) -> RuleVerdict:
+    """Validate one fraud.rules record (key `{"tenant_id": ...}`, value a rule_message).
+
+    `effective_from_ok` says whether the job's SQL could read the value's effective_from as a
+    timestamp (it is the versioned table's time, parsed in SQL: both must agree).
+
+    >>> ok = json.dumps(rule_message("t1", {"velocity_1m": 15}, 0)).encode()
+    >>> v = parse_rule_message(b'{"tenant_id": "t1"}', ok)
+    >>> v.reason, v.tenant_id, v.values["velocity_1m"], v.values["velocity_10m"]
+    (None, 't1', 15, None)
+    >>> parse_rule_message(b'{"tenant_id": "t1"}', b'{"velocity_1m": "lots"').reason
+    'json_parse_error'
+    >>> parse_rule_message(b'{"tenant_id": "t1"}', ok.replace(b'15', b'-3')).detail
+    'velocity_1m=-3 must be a positive number'
+    """
+    if value is None:
+        return _refused("invalid_rule", "a tombstone: to reset a tenant to the defaults publish a rule "
+                                        "without overrides (vigil rules set --tenant T)")
+    if len(value) > MAX_RULE_BYTES:
+        return _refused("invalid_rule", f"{len(value)} bytes > limit {MAX_RULE_BYTES}")
+    try:
+        message = json.loads(value)
+        key_message = json.loads(key) if key is not None else None
+    except (ValueError, RecursionError) as exc:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return _refused("json_parse_error", f"{type(exc).__name__}: {str(exc)[:200]}")
+    if not isinstance(message, dict):
+        return _refused("invalid_rule", f"the value is a JSON {type(message).__name__}, not an object")
+    tenant = message.get("tenant_id")
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+        return _refused("invalid_rule", f"tenant_id={_shown(tenant)} is not a tenant id or \"*\"")
+    if not isinstance(key_message, dict) or key_message.get("tenant_id") != tenant:
+        return _refused("invalid_rule", f"record key {_shown(key)} does not name tenant {tenant!r}")
+    unknown = sorted(set(message) - set(PARAMETERS) - {"tenant_id", "effective_from"})
+    if unknown:
+        return _refused("invalid_rule", "unknown rule parameters: " + ", ".join(_shown(u) for u in unknown[:10]))
+    if not isinstance(message.get("effective_from"), str) or not effective_from_ok:
+        return _refused("invalid_rule", f"effective_from={_shown(message.get('effective_from'))} is not "
+                                        "'YYYY-MM-DD HH:MM:SS[.mmm]' (UTC)")
+    values = {}
+    for name in PARAMETERS:
+        problem = _check_parameter(name, message.get(name))
+        if problem:
+            return _refused("invalid_rule", problem)
+        values[name] = message.get(name)
+    return RuleVerdict(None, None, tenant, values)
+
+
+def _check_parameter(name: str, value) -> str | None:
+    if value is None:
+        return None
+    kind = SQL_KINDS[name]
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"{name}={_shown(value)} must be true or false"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+        return f"{name}={_shown(value)} must be {'an integer' if kind == 'int' else 'a number'}"
+    if not (math.isfinite(value) and 0 < value <= _MAX_NUMBER):
+        return f"{name}={_shown(value)} must be a positive number"
+    if name in _RATIOS and value > 1:
+        return f"{name}={_shown(value)} must be a share in (0, 1]"
+    return None
+
+
+def _refused(reason: str, detail: str) -> RuleVerdict:
+    return RuleVerdict(reason, detail, None, {})
+
+
+def _shown(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"...({len(text)} chars)"

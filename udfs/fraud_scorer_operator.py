@@ -3,10 +3,15 @@ KeyedProcessFunction keyed by tenant_id (exact path), udfs/fast_path.FastScorer 
 function (low-latency path).
 
 Kept apart so the decision logic is tested without a JVM; everything here is Flink plumbing:
-state handles, event-time timers, metrics.
+state handles, event-time timers, metrics. Both are guarded (udfs/guard.py): an exception while
+deciding becomes an `error` output per event (the job routes it to its dead-letter topic as
+`internal_error`), never a job failure.
 """
 
 from __future__ import annotations
+
+import json
+import time
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -17,6 +22,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
 from udfs.fraud_scoring import OUTPUT_FIELDS, Decider
+from udfs.guard import InternalErrors
 
 OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [
     Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(),
@@ -44,13 +50,17 @@ class RiskScorer(KeyedProcessFunction):
         self.alerts = metrics.counter("alerts_decided")
         self.labels_joined = metrics.counter("labels_joined")
         self.labels_unmatched = metrics.counter("labels_unmatched")
+        self.errors = InternalErrors("risk_scorer", metrics)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         item = value.as_dict()
+        yield from self.errors.guard(lambda: list(self._accept(item, ctx)), lambda detail: error_rows([item], detail))
+
+    def _accept(self, item: dict, ctx: KeyedProcessFunction.Context):
         at = item["label_ms"] if item["kind"] == "label" else item["event_ms"]
         if at <= ctx.timer_service().current_watermark():
             # Behind the watermark (a label older than the events' progress): decide it now.
-            yield from self._decide(ctx.get_current_key(), [item], ctx.timer_service())
+            yield from self._guarded_decide(ctx.get_current_key(), [item], ctx.timer_service())
             return
         waiting = self.pending.get(at) or []
         waiting.append(item)
@@ -62,12 +72,17 @@ class RiskScorer(KeyedProcessFunction):
         items = self.pending.get(timestamp)
         if items is not None:
             self.pending.remove(timestamp)
-            yield from self._decide(key, items, ctx.timer_service())
+            yield from self._guarded_decide(key, items, ctx.timer_service())
         expired = self.expiry.get(timestamp)
         if expired is not None:
             self.expiry.remove(timestamp)
             for event_id in expired:
                 self.vectors.remove(event_id)
+
+    def _guarded_decide(self, key: str, items: list[dict], timers):
+        """_decide's records, or one `error` record per event of the batch if deciding raised."""
+        return self.errors.guard(lambda: list(self._decide(key, items, timers)),
+                                 lambda detail: error_rows(items, detail))
 
     def _decide(self, key: str, items: list[dict], timers):
         models = self.models.get(key)
@@ -103,6 +118,23 @@ class RiskScorer(KeyedProcessFunction):
             yield Row(*record)
 
 
+def error_rows(items: list[dict], detail: str) -> list[Row]:
+    """One `error` output per event (or label) of a batch that could not be decided: the detail and
+    the inputs the scorer got, as JSON in `evidence` (the job's DLQ record carries both)."""
+    by_event: dict[tuple, list[dict]] = {}
+    for item in items:
+        by_event.setdefault((item.get("tenant_id"), item.get("event_id"), item.get("kind") == "label"), []).append(item)
+    rows = []
+    for (tenant, event_id, _), group in by_event.items():
+        evidence = json.dumps({"error": detail, "inputs": group}, sort_keys=True, default=str)
+        values = {name: None for name in OUTPUT_FIELDS}
+        values.update(output="error", tenant_id=tenant, event_id=event_id, evidence=evidence,
+                      reason_codes=["internal_error"], event_time=group[0].get("event_ms"),
+                      decided_at=int(time.time() * 1000))
+        rows.append(Row(*(values[name] for name in OUTPUT_FIELDS)))
+    return rows
+
+
 class FastDecision(ScalarFunction):
     """The low-latency path's scoring as a Table API scalar function (udfs/fast_path.py)."""
 
@@ -112,13 +144,20 @@ class FastDecision(ScalarFunction):
     def open(self, function_context: FunctionContext):
         snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
         self.scorer = FastScorer(self.config, snapshots)
+        self.errors = InternalErrors("fast_decision", function_context.get_metric_group())
+
+    def is_deterministic(self) -> bool:
+        # One call per payment, shared by the decisions sink and the dead-letter sink.
+        return False
 
     def eval(self, tenant_id: str, features_json: str):
-        return Row(*self.scorer.decide(tenant_id, features_json))
+        return self.errors.guard(lambda: Row(*self.scorer.decide(tenant_id, features_json), None),
+                                 lambda detail: Row(None, None, None, None, None, int(time.time() * 1000), detail))
 
 
 def fast_decision_udf(config: ModelConfig):
     return udf(FastDecision(config), result_type=DataTypes.ROW([
         DataTypes.FIELD("score", DataTypes.DOUBLE()), DataTypes.FIELD("reason_codes", DataTypes.ARRAY(DataTypes.STRING())),
         DataTypes.FIELD("anomaly_score", DataTypes.DOUBLE()), DataTypes.FIELD("supervised_score", DataTypes.DOUBLE()),
-        DataTypes.FIELD("model_steps", DataTypes.BIGINT()), DataTypes.FIELD("decided_ms", DataTypes.BIGINT())]))
+        DataTypes.FIELD("model_steps", DataTypes.BIGINT()), DataTypes.FIELD("decided_ms", DataTypes.BIGINT()),
+        DataTypes.FIELD("error", DataTypes.STRING())]))

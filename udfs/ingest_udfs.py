@@ -5,7 +5,9 @@ rejections; `CountRejection` counts the rejections Flink SQL decides later (late
 duplicate) as they are routed (it returns its input). Metrics:
   vigil_ingest_records{tenant}                       every record seen by validation
   vigil_ingest_rejected{reason, tenant}              every record routed to events.dlq
-Tenant labels are bounded per subtask (udfs/metric_labels.py).
+  vigil_internal_errors{function}                    records a bug turned into `internal_error`
+Tenant labels are bounded per subtask (udfs/metric_labels.py). Both functions are guarded
+(udfs/guard.py): whatever a record holds, they return a row, never an exception.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
+from udfs.guard import InternalErrors
 from udfs.metric_labels import BoundedLabels
 from udfs.validation import ValidationRules, to_millis, validate
 
@@ -87,6 +90,7 @@ class ValidateEvent(ScalarFunction):
 
     def open(self, function_context: FunctionContext):
         self._counters = _TenantCounters(function_context, self.tenant_label_capacity)
+        self._errors = InternalErrors("validate_event", function_context.get_metric_group())
         self._catalog = None  # None: the offline catalog (jobs run without a registry in no deployment)
         if self.schema_registry_url:
             from vigil.registry.catalog import RegistrySchemaCatalog
@@ -98,14 +102,24 @@ class ValidateEvent(ScalarFunction):
         return False
 
     def eval(self, payload, key):
+        return self._errors.guard(lambda: self._verdict_row(payload, key),
+                                  lambda detail: self._internal_error_row(payload, detail))
+
+    def _verdict_row(self, payload, key):
         verdict = validate(payload, key, int(time.time() * 1000), self.rules, self._catalog)
         event = verdict.event
         tenant = event.get("tenant_id") if event and verdict.reason != "invalid_identifier" else None
+        values = _row_values(event) if event else _EMPTY_EVENT
         self._counters.inc(None, tenant)
         if verdict.reason is not None:
             self._counters.inc(verdict.reason, tenant)
-        values = _row_values(event) if event else _EMPTY_EVENT
         return Row(verdict.reason, verdict.detail, len(payload or b""), *values)
+
+    def _internal_error_row(self, payload, detail: str):
+        # No event fields: whatever was decoded is suspect; the bytes are in the DLQ record.
+        self._counters.inc(None, None)
+        self._counters.inc("internal_error", None)
+        return Row("internal_error", detail, len(payload or b""), *_EMPTY_EVENT)
 
 
 class CountRejection(ScalarFunction):
@@ -114,12 +128,17 @@ class CountRejection(ScalarFunction):
 
     def open(self, function_context: FunctionContext):
         self._counters = _TenantCounters(function_context, self.tenant_label_capacity)
+        self._errors = InternalErrors("count_rejection", function_context.get_metric_group())
 
     def is_deterministic(self) -> bool:
         # It has a side effect (metrics): the planner must call it once per routed record.
         return False
 
     def eval(self, reason, tenant):
+        # A failed count must not cost the record its route: the reason is returned either way.
+        return self._errors.guard(lambda: self._count(reason, tenant), lambda _detail: reason)
+
+    def _count(self, reason, tenant):
         self._counters.inc(reason, tenant)
         return reason
 

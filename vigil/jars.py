@@ -4,6 +4,10 @@ Two sets, each described by a pom under infra/maven/:
 - `kafka-broker`: the Kafka broker and its runtime dependencies (a classpath folder);
 - `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars).
 A marker file holding the pom's hash makes resolution idempotent and re-runs it when a pom changes.
+
+Plus Vigil's own jar, built from java/vigil-formats with the JDK's javac against the Flink jars of
+the installed apache-flink wheel (so it always matches the running Flink): the `dlq-*` formats
+that route undecodable records to dead-letter topics instead of failing a job.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from vigil.paths import PROJECT_ROOT, cache_dir
@@ -52,5 +57,41 @@ def ensure(name: str, log=print) -> Path:
     return target
 
 
+FORMATS_SOURCE = PROJECT_ROOT / "java" / "vigil-formats" / "src" / "main"
+
+
+def formats_jar(log=print) -> Path:
+    """java/vigil-formats compiled and packed once per source version (cached by the sources' hash)."""
+    import pyflink
+
+    flink_lib = Path(pyflink.__file__).parent / "lib"
+    sources = sorted(p for p in FORMATS_SOURCE.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in sources + [Path(pyflink.__file__).parent / "version.py"]:
+        digest.update(str(path.relative_to(path.parents[2])).encode() + path.read_bytes())
+    target = cache_dir() / "jars" / "vigil-formats" / f"vigil-formats-{digest.hexdigest()[:16]}.jar"
+    if target.exists():
+        return target
+    for tool in ("javac", "jar"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed: a JDK 17 is needed to build java/vigil-formats "
+                               "(Debian: apt-get install openjdk-17-jdk-headless)")
+    log(f"building {target.name} from java/vigil-formats")
+    classpath = f"{flink_lib}/*:{jar_dir('flink-connectors')}/*"
+    with tempfile.TemporaryDirectory() as build:
+        java_files = [str(p) for p in sources if p.suffix == ".java"]
+        result = subprocess.run(["javac", "--release", "17", "-nowarn", "-cp", classpath, "-d", build, *java_files],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"javac failed for java/vigil-formats:\n{result.stderr[-3000:]}")
+        shutil.copytree(FORMATS_SOURCE / "resources", build, dirs_exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_suffix(".staging")
+        subprocess.run(["jar", "cf", str(staging), "-C", build, "."], check=True)
+        staging.rename(target)
+    return target
+
+
 def flink_connector_jars() -> list[Path]:
-    return sorted(ensure("flink-connectors").glob("*.jar"))
+    connectors = sorted(ensure("flink-connectors").glob("*.jar"))
+    return connectors + [formats_jar()]

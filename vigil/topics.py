@@ -20,6 +20,7 @@ FEATURES = "features.online"
 SCORES = "fraud.scores"
 CHARGEBACKS = "labels.chargebacks"
 DECISIONS = "fraud.decisions"
+FRAUD_DLQ = "fraud.dlq"
 
 _PARTITIONS = int(os.environ.get("VIGIL_PARTITIONS", "4"))
 
@@ -51,6 +52,8 @@ TOPICS = (
     TopicSpec(SCORES, config={"retention.ms": WEEK_MS}),
     # The low-latency decisions (at-least-once, within milliseconds; docs/adr/0005).
     TopicSpec(DECISIONS, config={"retention.ms": WEEK_MS}),
+    # The fraud job's dead letters: refused rules, labels and events, internal errors (like events.dlq).
+    TopicSpec(FRAUD_DLQ, config={"retention.ms": THIRTY_DAYS_MS, "max.message.bytes": "8388608"}),
     # Delayed ground truth per payment attempt (key tenant_id:event_id), record time = label time,
     # which the generator writes ahead of the wall clock: future timestamps are accepted (Kafka 4
     # refuses those more than 1 h ahead by default, log.message.timestamp.after.max.ms).
@@ -70,10 +73,10 @@ def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
 
 def create_fraud_topics(bootstrap: str, prefix: str) -> dict[str, str]:
     """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts/.features.online/.fraud.scores/
-    .labels.chargebacks/.fraud.decisions` with the production topics' settings (tests, benchmarks of the fraud job);
+    .labels.chargebacks/.fraud.decisions/.fraud.dlq` with the production topics' settings (tests, benchmarks of the fraud job);
     returns the names by role and the prefix."""
     roles = (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS), ("features", FEATURES),
-             ("scores", SCORES), ("chargebacks", CHARGEBACKS), ("decisions", DECISIONS))
+             ("scores", SCORES), ("chargebacks", CHARGEBACKS), ("decisions", DECISIONS), ("dlq", FRAUD_DLQ))
     names = {role: f"{prefix}.{name}" for role, name in roles}
     ensure_topics(bootstrap, [like(names[role], name) for role, name in roles], log=lambda *_: None)
     return {**names, "prefix": prefix}

@@ -1,10 +1,15 @@
 -- Kafka tables of the fraud job (jobs/fraud_detection.py). Placeholders come from FraudConfig.
 --
--- clean_events: events.clean as the ingest job writes it (Flink's avro-confluent format, schema
---   from the registry). Event time = event_time (UTC), watermarks per partition with
---   ${out_of_orderness_s} s of bounded out-of-orderness. No idleness: a silent partition holds the
---   watermark back rather than letting its late events be dropped by the patterns (ADR 0004).
-CREATE TABLE clean_events (
+-- clean_events_source: events.clean as the ingest job writes it (Flink's avro-confluent format,
+--   schema from the registry), through Vigil's dlq-avro-confluent wrapper (java/vigil-formats): a
+--   record that cannot be decoded becomes a row with decode_error and raw_value set instead of
+--   failing the job; sql/queries/fraud_inputs.sql sends it to the job's dead-letter topic.
+--   Event time = event_time (UTC); row_time is the same, never null (an undecodable row has none,
+--   and gets the epoch, which never moves a watermark), with ${out_of_orderness_s} s of bounded
+--   out-of-orderness per partition. No idleness: a silent partition holds the watermark back
+--   rather than letting its late events be dropped by the patterns (ADR 0004).
+CREATE TABLE clean_events_source (
+  record_key BYTES,
   event_id STRING,
   event_time TIMESTAMP(3),
   tenant_id STRING,
@@ -31,7 +36,12 @@ CREATE TABLE clean_events (
   -- when the broker appended the record (events.clean uses LogAppendTime): the start of the
   -- fraud job's detection latency
   appended_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  WATERMARK FOR event_time AS event_time - INTERVAL '${out_of_orderness_s}' SECOND
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  decode_error STRING METADATA FROM 'value.error' VIRTUAL,
+  raw_value BYTES METADATA FROM 'value.raw' VIRTUAL,
+  row_time AS COALESCE(event_time, TIMESTAMP '1970-01-01 00:00:00'),
+  WATERMARK FOR row_time AS row_time - INTERVAL '${out_of_orderness_s}' SECOND
 ) WITH (
   'connector' = 'kafka',
   'topic' = '${clean_topic}',
@@ -41,47 +51,69 @@ CREATE TABLE clean_events (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = 'group-offsets',
   ${bounded_option}
-  'value.format' = 'avro-confluent',
-  'value.avro-confluent.url' = '${schema_registry_url}'
-);
-
--- fraud_rules: thresholds and switches per tenant ("*" = defaults) as a versioned table: each
---   event is joined to the rules in force at its event time (effective_from). Rules change
---   rarely, so the source is marked idle after 1 s without records and does not hold back the
---   events' watermark; a rule that arrives later applies to the events processed after it.
-CREATE TABLE fraud_rules (
-  tenant_id STRING,
-  ${rule_columns},
-  effective_from TIMESTAMP(3),
-  PRIMARY KEY (tenant_id) NOT ENFORCED,
-  WATERMARK FOR effective_from AS effective_from
-) WITH (
-  'connector' = 'upsert-kafka',
-  'topic' = '${rules_topic}',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.isolation.level' = 'read_committed',
-  ${bounded_option}
-  'scan.watermark.idle-timeout' = '1 s',
-  'key.format' = 'json',
-  'value.format' = 'json',
-  'value.json.timestamp-format.standard' = 'SQL',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'dlq-avro-confluent',
+  'value.dlq-avro-confluent.url' = '${schema_registry_url}',
   'value.fields-include' = 'EXCEPT_KEY'
 );
 
--- chargeback_labels: delayed ground truth for the supervised model (written by payment systems;
---   `vigil generate` writes them too). One record per payment attempt: is_fraud when a chargeback
---   came, false when the payment matured without one. Event time = label_time. A quiet labels
---   topic is marked idle after ${labels_idle_timeout} so it does not hold back the events'
---   watermark; until then it does, which is what makes a replay learn every label at its label
---   time (a label read after the events passed its time is learned on arrival instead).
-CREATE TABLE chargeback_labels (
+-- fraud_rules_source: fraud.rules as bytes (compacted; key {"tenant_id": ...}, "*" = defaults).
+--   Any client may write anything here, so the job parses and validates every record itself
+--   (udfs/fraud_rules.parse_rule_message, sql/queries/fraud_inputs.sql): a refused record goes to
+--   the dead-letter topic and the tenant keeps its previous rules; the accepted ones form the
+--   versioned table fraud_rules, joined to each event by event time (effective_from). The topic is
+--   read whole on a first start. effective_from is parsed here (it is the table's time attribute;
+--   the epoch when it is missing or malformed, and such records are refused). Rules change rarely,
+--   so the source is marked idle after 1 s without records and does not hold back the events'
+--   watermark; a rule that arrives later applies to the events processed after it.
+CREATE TABLE fraud_rules_source (
+  record_key BYTES,
+  payload BYTES,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  parsed_effective_from AS TRY_CAST(JSON_VALUE(CAST(payload AS STRING), '$$.effective_from') AS TIMESTAMP(3)),
+  effective_from AS COALESCE(TRY_CAST(JSON_VALUE(CAST(payload AS STRING), '$$.effective_from') AS TIMESTAMP(3)),
+                             TIMESTAMP '1970-01-01 00:00:00'),
+  WATERMARK FOR effective_from AS effective_from
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${rules_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'earliest-offset',
+  ${bounded_option}
+  'scan.watermark.idle-timeout' = '1 s',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- chargeback_labels_source: delayed ground truth for the supervised model (written by payment
+--   systems; `vigil generate` writes them too). One record per payment attempt: is_fraud when a
+--   chargeback came, false when the payment matured without one. Event time = label_time. Read
+--   through dlq-json: unparseable or wrongly typed records become rows with decode_error set, and
+--   records with missing or impossible fields are refused in sql/queries/fraud_inputs.sql; both go
+--   to the dead-letter topic. A quiet labels topic is marked idle after ${labels_idle_timeout} so
+--   it does not hold back the events' watermark; until then it does, which is what makes a replay
+--   learn every label at its label time (a label read after the events passed its time is learned
+--   on arrival instead).
+CREATE TABLE chargeback_labels_source (
+  record_key BYTES,
   tenant_id STRING,
   event_id STRING,
   event_time BIGINT,
   label_time BIGINT,
   is_fraud BOOLEAN,
   outcome STRING,
-  label_ts AS TO_TIMESTAMP_LTZ(label_time, 3),
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+  kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  decode_error STRING METADATA FROM 'value.error' VIRTUAL,
+  raw_value BYTES METADATA FROM 'value.raw' VIRTUAL,
+  label_ts AS TO_TIMESTAMP_LTZ(COALESCE(label_time, 0), 3),
   WATERMARK FOR label_ts AS label_ts - INTERVAL '${out_of_orderness_s}' SECOND
 ) WITH (
   'connector' = 'kafka',
@@ -93,8 +125,10 @@ CREATE TABLE chargeback_labels (
   'scan.startup.mode' = 'group-offsets',
   ${bounded_option}
   'scan.watermark.idle-timeout' = '${labels_idle_timeout}',
-  'value.format' = 'json',
-  'value.json.ignore-parse-errors' = 'false'
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'dlq-json',
+  'value.fields-include' = 'EXCEPT_KEY'
 );
 
 -- fraud_alerts: one record per decided event with a pattern hit or a risk above the alert
@@ -184,5 +218,37 @@ CREATE TABLE fraud_decisions (
   'key.fields' = 'record_key',
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
+-- fraud_dlq: every input record the job could not use (undecodable events, unparseable or invalid
+--   rules and labels) and every record a bug turned into `internal_error`, with its reason,
+--   detail, source position and original bytes (base64 in JSON): the same layout as events.dlq,
+--   exactly-once. Rejected rules and labels change nothing in the job.
+CREATE TABLE fraud_dlq (
+  record_key BYTES,
+  reason STRING,
+  detail STRING,
+  tenant_id STRING,
+  event_id STRING,
+  source_topic STRING,
+  source_partition INT,
+  source_offset BIGINT,
+  source_timestamp TIMESTAMP_LTZ(3),
+  payload BYTES,
+  payload_size INT,
+  job STRING
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '${dlq_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'properties.max.request.size' = '8388608',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-dlq',
+  'key.format' = 'raw',
+  'key.fields' = 'record_key',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'EXCEPT_KEY'
 );

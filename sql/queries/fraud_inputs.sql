@@ -1,0 +1,86 @@
+-- Inputs of the fraud job (jobs/fraud_detection.py), made safe: every record of every source is
+-- either used or sent to the job's dead-letter topic with a reason, never a job failure and never
+-- a silent drop (docs/adr/0006). Sources: clean_events_source, fraud_rules_source and
+-- chargeback_labels_source (sql/ddl/fraud_tables.sql); check_rule is a Python UDF
+-- (udfs/fraud_input_udfs.py over udfs/fraud_rules.parse_rule_message).
+--
+-- Outputs (views): clean_events (usable events, time attribute event_time), fraud_rules (a
+-- versioned table: the newest accepted rule row per tenant by effective_from), chargeback_labels,
+-- and input_rejections (what goes to fraud_dlq, in its column order).
+-- State: the versioned fraud_rules keeps one row per tenant (a rowtime de-duplication).
+
+-- Events the patterns can use: decodable, with the fields every pattern keys or orders on.
+CREATE TEMPORARY VIEW event_verdicts AS
+SELECT *,
+       CASE
+         WHEN decode_error IS NOT NULL THEN decode_error
+         WHEN event_id IS NULL OR event_time IS NULL OR tenant_id IS NULL OR user_id IS NULL OR event_type IS NULL
+           THEN 'required fields missing: ' || CONCAT_WS(', ',
+                IF(event_id IS NULL, 'event_id', CAST(NULL AS STRING)),
+                IF(event_time IS NULL, 'event_time', CAST(NULL AS STRING)),
+                IF(tenant_id IS NULL, 'tenant_id', CAST(NULL AS STRING)),
+                IF(user_id IS NULL, 'user_id', CAST(NULL AS STRING)),
+                IF(event_type IS NULL, 'event_type', CAST(NULL AS STRING)))
+       END AS problem
+FROM clean_events_source;
+
+CREATE TEMPORARY VIEW clean_events AS
+SELECT event_id, row_time AS event_time, tenant_id, merchant_id, user_id, session_id, device_id, ip,
+       card_fingerprint, event_type, status, amount, currency, country, latitude, longitude, product_id,
+       category, schema_version, payment_method, loyalty_tier, source_partition, source_offset, appended_at
+FROM event_verdicts
+WHERE problem IS NULL;
+
+-- Rules: parsed and validated in Python (unknown parameters, types, ranges, key = tenant); only
+-- accepted rows reach the versioned table, so a refused record leaves the tenant's rules as they were.
+CREATE TEMPORARY VIEW rule_verdicts AS
+SELECT record_key, payload, kafka_partition, kafka_offset, kafka_ts, effective_from, ${rule_fields}
+FROM (SELECT *, check_rule(record_key, payload, parsed_effective_from IS NOT NULL) AS r FROM fraud_rules_source);
+
+CREATE TEMPORARY VIEW fraud_rules AS
+SELECT tenant_id, ${rule_names}, effective_from
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY effective_from DESC) AS row_num
+      FROM rule_verdicts WHERE reason IS NULL)
+WHERE row_num = 1;
+
+-- Chargeback labels: parsed by dlq-json; refused when a field the join or the watermark needs is
+-- missing, or when the label is not 0-400 days after its payment.
+CREATE TEMPORARY VIEW label_verdicts AS
+SELECT *,
+       CASE
+         WHEN decode_error IS NOT NULL THEN decode_error
+         WHEN tenant_id IS NULL OR event_id IS NULL OR event_time IS NULL OR label_time IS NULL OR is_fraud IS NULL
+           THEN 'required fields missing: ' || CONCAT_WS(', ',
+                IF(tenant_id IS NULL, 'tenant_id', CAST(NULL AS STRING)),
+                IF(event_id IS NULL, 'event_id', CAST(NULL AS STRING)),
+                IF(event_time IS NULL, 'event_time', CAST(NULL AS STRING)),
+                IF(label_time IS NULL, 'label_time', CAST(NULL AS STRING)),
+                IF(is_fraud IS NULL, 'is_fraud', CAST(NULL AS STRING)))
+         WHEN CHAR_LENGTH(tenant_id) > 128 OR CHAR_LENGTH(event_id) > 128
+           THEN 'tenant_id or event_id longer than 128 characters'
+         WHEN event_time <= 0 OR label_time < event_time OR label_time - event_time > CAST(400 AS BIGINT) * 86400000
+           THEN 'label_time ' || CAST(label_time AS STRING) || ' is not 0-400 days after event_time '
+                || CAST(event_time AS STRING)
+       END AS problem
+FROM chargeback_labels_source;
+
+CREATE TEMPORARY VIEW chargeback_labels AS
+SELECT tenant_id, event_id, event_time, label_time, is_fraud, outcome, label_ts
+FROM label_verdicts
+WHERE problem IS NULL;
+
+-- Everything refused above, in fraud_dlq's column order (the job adds internal errors of its
+-- Python operators).
+CREATE TEMPORARY VIEW input_rejections AS
+SELECT record_key, IF(decode_error IS NOT NULL, 'avro_decode_error', 'invalid_event') AS reason, problem AS detail,
+       tenant_id, event_id, '${clean_topic}' AS source_topic, kafka_partition AS source_partition,
+       kafka_offset AS source_offset, appended_at AS source_timestamp, raw_value AS payload
+FROM event_verdicts WHERE problem IS NOT NULL
+UNION ALL
+SELECT record_key, reason, detail, CAST(NULL AS STRING), CAST(NULL AS STRING), '${rules_topic}', kafka_partition,
+       kafka_offset, kafka_ts, payload
+FROM rule_verdicts WHERE reason IS NOT NULL
+UNION ALL
+SELECT record_key, IF(decode_error IS NOT NULL, 'json_parse_error', 'invalid_label'), problem, tenant_id, event_id,
+       '${chargebacks_topic}', kafka_partition, kafka_offset, kafka_ts, raw_value
+FROM label_verdicts WHERE problem IS NOT NULL;
