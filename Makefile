@@ -25,8 +25,8 @@ $(STAMP): setup.py requirements.lock
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)
-	@echo "==> jars from Maven Central (Kafka broker, Flink Kafka connector), cached outside git; Vigil's dlq formats (javac)"
-	@$(PY) -c "from vigil import jars; jars.ensure('kafka-broker'); jars.ensure('flink-connectors'); jars.formats_jar()"
+	@echo "==> jars from Maven Central (Kafka broker, Flink Kafka connector), cached outside git; Vigil's own jars (javac)"
+	@$(PY) -c "from vigil import jars; jars.ensure('kafka-broker'); jars.ensure('flink-connectors'); jars.vigil_jar('vigil-formats'); jars.vigil_jar('vigil-runtime')"
 
 up: setup
 	@echo "==> starting local services"

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from vigil import procs
+from vigil import jars, procs
 from vigil.paths import PROJECT_ROOT, state_dir, sub
 
 TEMPLATE = PROJECT_ROOT / "infra" / "flink" / "config.yaml.template"
@@ -31,6 +32,9 @@ class ClusterSettings:
     # One slot per TaskManager: in Python thread mode the slots of one JVM share one interpreter lock.
     slots: int = int(os.environ.get("VIGIL_TM_SLOTS", "1"))
     metrics_ports: str = os.environ.get("VIGIL_METRICS_PORTS", "9250-9260")
+    # Start each TaskManager's embedded Python at TaskManager start (ADR 0006); 0 turns it off
+    # (jobs in process mode only, or to measure what it prevents).
+    python_warmup: bool = os.environ.get("VIGIL_PYTHON_WARMUP", "1") != "0"
 
     @property
     def rest_url(self) -> str:
@@ -64,9 +68,21 @@ def _conf_dir(settings: ClusterSettings) -> Path:
         java_opts=java_opts, jobmanager_memory=settings.jobmanager_memory,
         taskmanager_memory=settings.taskmanager_memory, slots=settings.slots,
         rest_port=settings.rest_port, rpc_port=settings.rpc_port, checkpoint_uri=checkpoint_dir().as_uri(),
-        savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports)
+        savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports,
+        python_warmup=_python_warmup(settings))
     (conf / "config.yaml").write_text(text)
     return conf
+
+
+def _python_warmup(settings: ClusterSettings) -> str:
+    """Not a reporter: vigil-runtime's hook that starts each TaskManager's embedded Python before
+    any task can run, so a task cancelled while Python starts cannot leave the JVM unable to run
+    Python. The interpreter must be the jobs' python.executable."""
+    if not settings.python_warmup:
+        return ""
+    python = os.environ.get("VIGIL_PYTHON", sys.executable)
+    return ("    python_warmup:\n      factory:\n        class: vigil.flink.runtime.PythonWarmupReporterFactory\n"
+            f"      python: {python}")
 
 
 def _default_java_opts(default_config: Path) -> str:
@@ -83,6 +99,8 @@ def _lib_dir() -> Path:
     lib = sub(home(), "lib")
     wanted = {p.name: p for p in (flink_home() / "lib").glob("*.jar")}
     wanted.update({p.name: p for p in (flink_home() / "opt").glob("flink-python-*.jar")})
+    runtime = jars.vigil_jar("vigil-runtime")  # the embedded-Python warm-up (config.yaml.template)
+    wanted[runtime.name] = runtime
     for existing in lib.iterdir():
         if existing.name not in wanted or existing.resolve() != wanted[existing.name]:
             existing.unlink()

@@ -5,9 +5,10 @@ Two sets, each described by a pom under infra/maven/:
 - `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars).
 A marker file holding the pom's hash makes resolution idempotent and re-runs it when a pom changes.
 
-Plus Vigil's own jar, built from java/vigil-formats with the JDK's javac against the Flink jars of
-the installed apache-flink wheel (so it always matches the running Flink): the `dlq-*` formats
-that route undecodable records to dead-letter topics instead of failing a job.
+Plus Vigil's own jars, built from java/ with the JDK's javac against the Flink jars of the
+installed apache-flink wheel (so they always match the running Flink): `vigil-formats` (the
+`dlq-*` formats that route undecodable records to dead-letter topics instead of failing a job)
+and `vigil-runtime` (the TaskManager's embedded-Python warm-up).
 """
 
 from __future__ import annotations
@@ -57,34 +58,37 @@ def ensure(name: str, log=print) -> Path:
     return target
 
 
-FORMATS_SOURCE = PROJECT_ROOT / "java" / "vigil-formats" / "src" / "main"
+JAVA_DIR = PROJECT_ROOT / "java"
 
 
-def formats_jar(log=print) -> Path:
-    """java/vigil-formats compiled and packed once per source version (cached by the sources' hash)."""
+def vigil_jar(module: str, log=print) -> Path:
+    """java/<module> compiled and packed once per source version (cached by the sources' hash):
+    `vigil-formats` is handed to every job (pipeline.jars), `vigil-runtime` goes into the local
+    cluster's lib/ (vigil.flink_cluster)."""
     import pyflink
 
-    flink_lib = Path(pyflink.__file__).parent / "lib"
-    sources = sorted(p for p in FORMATS_SOURCE.rglob("*") if p.is_file())
+    flink_home = Path(pyflink.__file__).parent
+    source = JAVA_DIR / module / "src" / "main"
+    sources = sorted(p for p in source.rglob("*") if p.is_file())
     digest = hashlib.sha256()
-    for path in sources + [Path(pyflink.__file__).parent / "version.py"]:
+    for path in sources + [flink_home / "version.py"]:
         digest.update(str(path.relative_to(path.parents[2])).encode() + path.read_bytes())
-    target = cache_dir() / "jars" / "vigil-formats" / f"vigil-formats-{digest.hexdigest()[:16]}.jar"
+    target = cache_dir() / "jars" / module / f"{module}-{digest.hexdigest()[:16]}.jar"
     if target.exists():
         return target
     for tool in ("javac", "jar"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed: a JDK 17 is needed to build java/vigil-formats "
+            raise RuntimeError(f"{tool} is not installed: a JDK 17 is needed to build java/{module} "
                                "(Debian: apt-get install openjdk-17-jdk-headless)")
-    log(f"building {target.name} from java/vigil-formats")
-    classpath = f"{flink_lib}/*:{jar_dir('flink-connectors')}/*"
+    log(f"building {target.name} from java/{module}")
+    classpath = f"{flink_home}/lib/*:{flink_home}/opt/*:{jar_dir('flink-connectors')}/*"
     with tempfile.TemporaryDirectory() as build:
         java_files = [str(p) for p in sources if p.suffix == ".java"]
         result = subprocess.run(["javac", "--release", "17", "-nowarn", "-cp", classpath, "-d", build, *java_files],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"javac failed for java/vigil-formats:\n{result.stderr[-3000:]}")
-        shutil.copytree(FORMATS_SOURCE / "resources", build, dirs_exist_ok=True)
+            raise RuntimeError(f"javac failed for java/{module}:\n{result.stderr[-3000:]}")
+        shutil.copytree(source / "resources", build, dirs_exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_suffix(".staging")
         subprocess.run(["jar", "cf", str(staging), "-C", build, "."], check=True)
@@ -94,4 +98,4 @@ def formats_jar(log=print) -> Path:
 
 def flink_connector_jars() -> list[Path]:
     connectors = sorted(ensure("flink-connectors").glob("*.jar"))
-    return connectors + [formats_jar()]
+    return connectors + [vigil_jar("vigil-formats")]
