@@ -125,7 +125,7 @@ def environment(settings: ClusterSettings = ClusterSettings()) -> dict[str, str]
 
 
 def _tm_pid_files() -> list[Path]:
-    return sorted(sub(home(), "pid").glob("taskmanager-*.pid"))
+    return sorted(sub(home(), "pid").glob("taskmanager-*.pid"), key=lambda f: int(f.stem.split("-")[1]))
 
 
 def taskmanager_pids() -> list[int]:
@@ -248,6 +248,28 @@ def wait_for_checkpoints(job_id: str, more_than: int, timeout_s: float = 120,
             return False
     procs.wait_until(done, timeout_s, f"checkpoint {more_than + 1} of job {job_id}", interval=0.5)
     return checkpoint_counts(job_id, settings)["completed"]
+
+
+def wait_for_recovery(job_id: str, since_ms: int, timeout_s: float = 180,
+                      settings: ClusterSettings = ClusterSettings()) -> int:
+    """Wait until the job has restored from a checkpoint after `since_ms` (epoch ms, e.g. a
+    TaskManager kill) and then completed a checkpoint; return that checkpoint's completion time
+    (epoch ms). Checkpoint counts alone can mislead: one may complete just before the kill."""
+    found: dict = {}
+
+    def recovered() -> bool:
+        try:
+            latest = rest(f"/jobs/{job_id}/checkpoints", settings)["latest"]
+        except OSError:
+            return False
+        restored, completed = latest.get("restored") or {}, latest.get("completed") or {}
+        restore_ms = restored.get("restore_timestamp") or 0
+        if restore_ms > since_ms and (completed.get("trigger_timestamp") or 0) > restore_ms:
+            found["at"] = completed["latest_ack_timestamp"]
+            return True
+        return False
+    procs.wait_until(recovered, timeout_s, f"job {job_id} to restore and checkpoint again", interval=0.5)
+    return found["at"]
 
 
 def cancel(job_id: str, settings: ClusterSettings = ClusterSettings()) -> None:
