@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 VIGIL := $(VENV)/bin/vigil
 STAMP := $(VENV)/.installed-$(shell cat setup.py requirements.lock | sha1sum | cut -c1-12)
 
-.PHONY: help setup up down status demo test test-unit test-integration test-e2e bench cluster-up cluster-down
+.PHONY: help setup up down status demo test drills test-unit test-integration test-e2e bench cluster-up cluster-down
 
 help:
 	@echo "make demo    set everything up, run the ingest job on a minute of traffic, show results"
 	@echo "make test    unit, integration (real Kafka + Flink) and failure tests"
+	@echo "make drills  longer failure drills (TaskManager kills under the fraud job, Python start cancels)"
 	@echo "make setup | up | down | status | cluster-up | cluster-down | bench"
 
 $(STAMP): setup.py requirements.lock
@@ -50,7 +51,11 @@ demo: setup
 
 test: setup
 	@echo "==> tests: unit + doctests (no JVM), integration (real Kafka, Flink MiniCluster), e2e (local cluster, failures)"
-	@$(PY) -m pytest tests vigil udfs
+	@$(PY) -m pytest tests vigil udfs -m "not drill"
+
+drills: setup
+	@echo "==> failure drills: repeated TaskManager kills under live traffic, cancels during Python start-up"
+	@$(PY) -m pytest tests -m drill -s
 
 test-unit: setup
 	@$(PY) -m pytest tests/unit vigil udfs
@@ -59,7 +64,7 @@ test-integration: setup
 	@$(PY) -m pytest tests/integration
 
 test-e2e: setup
-	@$(PY) -m pytest tests/e2e
+	@$(PY) -m pytest tests/e2e -m "not drill"
 
 bench: setup
 	@$(PY) bench/generator.py

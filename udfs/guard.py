@@ -7,9 +7,10 @@ caller's fallback, which routes the record to a dead-letter topic with reason `i
 the exception's type and message, and the record's bytes. A bug then costs one record in the DLQ,
 not a job that restarts on the same record forever (docs/adr/0006).
 
-Infrastructure failures are not the record's fault: `InfrastructureError` (the schema registry or
-a store unreachable) passes through, so the job fails, restarts from its checkpoint and retries
-instead of sending valid events to the DLQ. No pyflink here: the metric group is duck-typed.
+Infrastructure failures are not the record's fault: `vigil.serde.OUTAGES` (the schema registry
+unreachable, `InfrastructureError`; any OSError, e.g. a store or disk) and MemoryError pass
+through, so the job fails, restarts from its checkpoint and retries instead of sending valid events
+to the DLQ. No pyflink here: the metric group is duck-typed.
 
 >>> errors = InternalErrors("demo")
 >>> errors.guard(lambda: 1 / 0, fallback=lambda detail: ("internal_error", detail))
@@ -23,12 +24,13 @@ from __future__ import annotations
 import logging
 import traceback
 
+from vigil.serde import OUTAGES, CatalogUnavailable
+
 MAX_DETAIL_CHARS = 500
 _LOG = logging.getLogger("vigil.internal_errors")
-
-
-class InfrastructureError(RuntimeError):
-    """A dependency (registry, broker, store) failed; the record may be fine: retry, never DLQ."""
+# A dependency (registry, broker, store) failed; the record may be fine: retry, never DLQ.
+InfrastructureError = CatalogUnavailable
+_PASS_THROUGH = (*OUTAGES, MemoryError)
 
 
 def describe(exc: BaseException) -> str:
@@ -50,10 +52,10 @@ class InternalErrors:
             self._counter = metric_group.add_group("function", function).counter("vigil_internal_errors")
 
     def guard(self, body, fallback):
-        """body() or, if it raises anything but an InfrastructureError, fallback(detail)."""
+        """body() or, if it raises anything but an infrastructure failure, fallback(detail)."""
         try:
             return body()
-        except InfrastructureError:
+        except _PASS_THROUGH:
             raise
         except Exception as exc:  # noqa: BLE001 - the point: no record may stop the job
             return fallback(self.record(exc))

@@ -13,11 +13,18 @@ first failure wins, so a record has exactly one reason.
 True
 >>> validate(b"not avro", b"t1:u1", 1_700_000_000_000, rules).reason
 'bad_magic_byte'
+
+`validate` returns a verdict for any input. A bug that raises on some record costs that record (to
+the DLQ as `internal_error`, traceback in the log), not the job: a job that fails on a record
+fails on it again after every restart. The one exception is an outage of the schema catalog
+(`serde.OUTAGES`, e.g. the registry unreachable): it propagates, so that the job fails and retries
+from its checkpoint instead of sending valid events to the DLQ.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -37,10 +44,13 @@ REASONS = (
     "event_time_too_old",
     # decided by Flink SQL after validation (see sql/queries/ingest_routing.sql):
     "late_event", "duplicate",
+    # never bad input: a bug in validation or decoding, caught so that it costs one record
+    "internal_error",
 )
 
 # Identifiers: printable, no separators used in keys (':'), no whitespace or control characters.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
+_log = logging.getLogger(__name__)
 _ID_FIELDS = ("event_id", "tenant_id", "merchant_id", "user_id", "session_id", "device_id",
               "card_fingerprint", "product_id")
 
@@ -64,11 +74,24 @@ class Verdict(NamedTuple):
 
 
 def _reject(reason: str, detail: str, event: dict | None = None) -> Verdict:
-    return Verdict(reason, detail, event)
+    return Verdict(reason, _cut(detail, serde.MAX_DETAIL), event)
 
 
 def validate(payload: bytes | None, key: bytes | None, now_ms: int, rules: ValidationRules,
              catalog: serde.SchemaCatalog | None = None) -> Verdict:
+    """The verdict on one Kafka record. Raises only serde.OUTAGES (and MemoryError): see above."""
+    try:
+        return _validate(payload, key, now_ms, rules, catalog)
+    except (*serde.OUTAGES, MemoryError):
+        raise  # not the record's fault: fail, restart from the checkpoint, read it again
+    except Exception as exc:  # noqa: BLE001 - whatever a bug raises, the job must go on
+        _log.exception("internal error validating a record (routed to the DLQ as internal_error)")
+        first_line = (str(exc).splitlines() or [""])[0]
+        return Verdict("internal_error", _cut(f"{type(exc).__name__}: {first_line}", 300), None)
+
+
+def _validate(payload: bytes | None, key: bytes | None, now_ms: int, rules: ValidationRules,
+              catalog: serde.SchemaCatalog | None) -> Verdict:
     if payload is not None and len(payload) > rules.max_payload_bytes:
         return _reject("oversized_payload", f"{len(payload)} bytes > limit {rules.max_payload_bytes}")
     try:
@@ -118,7 +141,7 @@ def _check_money(event: dict) -> Verdict | None:
     if amount is None and currency is None:
         return None
     if amount is None or not amount.is_finite() or not 0 < amount <= model.MAX_AMOUNT:
-        return _reject("amount_out_of_range", f"amount={amount} not in (0, {model.MAX_AMOUNT}]", event)
+        return _reject("amount_out_of_range", f"amount={_cut(str(amount), 40)} not in (0, {model.MAX_AMOUNT}]", event)
     minor_units = model.CURRENCY_MINOR_UNITS.get(currency or "")
     if minor_units is None:
         return _reject("invalid_currency", f"currency={_shown(currency)} is not ISO 4217", event)
@@ -168,5 +191,12 @@ def to_millis(value: datetime | int) -> int:
 
 def _shown(value, limit: int = 40) -> str:
     """A value quoted for a detail message: cut short and with control characters escaped."""
-    text = repr(value)
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """
+    >>> _cut("x" * 5000, 10)
+    'xxxxxxxxxx...(5000 chars)'
+    """
     return text if len(text) <= limit else text[:limit] + f"...({len(text)} chars)"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from vigil.registry.client import RegistryClient, RegistryResponseError, RegistryUnavailable
 
@@ -51,12 +50,12 @@ def run(args, out=None) -> int:
             else:
                 print(f"{args.subject or 'global'}: {client.get_config(args.subject)}", file=out)
             return 0
-        schema = _read_schema(args.file)
+        schema = read_schema_file(args.file)
         if args.action == "register":
             print(f"{args.subject}: registered, id {client.register(args.subject, schema)}", file=out)
             return 0
         return _check(client, args.subject, schema, args.version, out)
-    except _BadFile as error:
+    except BadFile as error:
         print(f"vigil schema: {error}", file=sys.stderr)
         return 2
     except RegistryUnavailable as error:
@@ -68,19 +67,63 @@ def run(args, out=None) -> int:
         return 1
 
 
-class _BadFile(Exception):
-    pass
+MAX_SCHEMA_BYTES = 1024 * 1024  # the registry refuses larger requests; real schemas have a few KiB
 
 
-def _read_schema(path: str) -> str:
+class BadFile(Exception):
+    """A schema file that cannot be used; its message is one line."""
+
+
+def read_schema_file(path: str) -> str:
+    """The schema text of the file at `path`, or BadFile."""
     try:
-        text = Path(path).read_text()
-        json.loads(text)
-    except OSError as error:
-        raise _BadFile(f"cannot read {path}: {error.strerror}") from None
-    except ValueError as error:
-        raise _BadFile(f"{path} is not JSON: {error}") from None
+        with open(path, "rb") as file:
+            data = file.read(MAX_SCHEMA_BYTES + 1)  # no further: /dev/zero or a 10 GB log is no schema
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        reason = getattr(error, "strerror", None) or str(error)
+        raise BadFile(f"cannot read {_shown(path)}: {reason}") from None
+    return parse_schema(data, path)
+
+
+def parse_schema(data: bytes, name: str = "the file") -> str:
+    """The schema text in `data` (a file's bytes), or BadFile with a one-line reason. Pure: no
+    file, no registry. Only the shape is checked here; whether the types are valid Avro is for
+    the registry to say (its 42201, exit 1), as it may be Confluent's and not ours.
+
+    >>> parse_schema(b'{"type": "string"}')
+    '{"type": "string"}'
+    >>> try:
+    ...     parse_schema(b'[1, 2]')
+    ... except BadFile as error:
+    ...     print(error)
+    the file is JSON but not an Avro schema (a type name, an object with a "type", or a list of those)
+    """
+    shown = _shown(name)
+    if len(data) > MAX_SCHEMA_BYTES:
+        raise BadFile(f"{shown} is larger than {MAX_SCHEMA_BYTES // 1024} KiB: not a schema file")
+    try:
+        text = data.decode("utf-8-sig")  # a BOM, as some editors write, is fine
+    except UnicodeDecodeError as error:
+        raise BadFile(f"{shown} is not UTF-8 text (invalid byte at offset {error.start})") from None
+    try:
+        schema = json.loads(text)
+    except RecursionError:
+        raise BadFile(f"{shown} is not JSON: nested too deeply") from None
+    except ValueError as error:  # one line: "Expecting value: line 1 column 1 (char 0)"
+        raise BadFile(f"{shown} is not JSON: {error}") from None
+    if not (_avro_shaped(schema) or isinstance(schema, list) and schema and all(map(_avro_shaped, schema))):
+        raise BadFile(f"{shown} is JSON but not an Avro schema (a type name, an object with a \"type\", "
+                      "or a list of those)")
     return text
+
+
+def _avro_shaped(value) -> bool:
+    return isinstance(value, str) and value != "" or isinstance(value, dict) and "type" in value
+
+
+def _shown(path: str) -> str:
+    """A path as one printable line (repr when it holds newlines or other control characters)."""
+    return path if path.isprintable() else repr(path)
 
 
 def _list(client: RegistryClient, subject: str | None, out) -> int:
@@ -92,9 +135,20 @@ def _list(client: RegistryClient, subject: str | None, out) -> int:
         print(f"{name}  ({mode})", file=out)
         for version in client.versions(name):
             entry = client.version(name, version)
-            fields = [f["name"] for f in json.loads(entry["schema"]).get("fields", [])]
-            print(f"  version {version}: id {entry['id']}, {len(fields)} fields", file=out)
+            print(f"  version {version}: id {entry['id']}, {_fields(entry['schema'])}", file=out)
     return 0
+
+
+def _fields(schema_text: str) -> str:
+    """"3 fields" for a record, else the schema itself, shortened (a registry also holds
+    "string", unions, or another registry's Protobuf)."""
+    try:
+        schema = json.loads(schema_text)
+    except ValueError:
+        return schema_text[:60]
+    if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
+        return f"{len(schema['fields'])} fields"
+    return json.dumps(schema)[:60]
 
 
 def _check(client: RegistryClient, subject: str, schema: str, version: str, out) -> int:

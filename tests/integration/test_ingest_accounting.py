@@ -26,7 +26,7 @@ def test_every_input_lands_once_in_clean_or_dlq_with_its_reason(kafka, ingest_to
     result = read_outcomes(kafka, ingest_topics, len(manifest), max_wait_s=30)
     by_reason = assert_each_input_exactly_once(manifest, result)
     assert by_reason["clean"] > 18_000
-    validation_reasons = set(REASONS) - {"late_event"}
+    validation_reasons = set(REASONS) - {"late_event", "internal_error"}  # a bug never met here
     assert validation_reasons <= set(by_reason), f"reasons never seen: {validation_reasons - set(by_reason)}"
 
     # vigil/schemas/clean-event.avsc (what tests and tools write clean events with) must stay

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.hostile_records import OTHER_SCHEMAS, SchemaTable, catalog_for, hostile_records
 from tests.scenarios import NOW_MS, event, payment, wire
+from udfs import validation
 from udfs.validation import REASONS, ValidationRules, validate
 from vigil import serde
 
@@ -126,5 +128,78 @@ def test_every_reason_is_declared_for_metrics():
                 "schema_mismatch", "oversized_payload", "missing_field", "invalid_identifier", "key_mismatch",
                 "unknown_event_type", "invalid_status", "amount_out_of_range", "invalid_currency",
                 "amount_precision", "invalid_country", "invalid_geo", "invalid_ip", "event_time_in_future",
-                "event_time_too_old", "late_event", "duplicate"}
+                "event_time_too_old", "late_event", "duplicate", "internal_error"}
     assert produced == set(REASONS)
+
+
+# --- a verdict for any input (issue 10) ------------------------------------------------------------------
+
+def test_a_record_whose_schema_id_names_a_string_schema_is_a_schema_mismatch():
+    """Issue 10: a schema registered under another subject, not a record, crashed validation."""
+    catalog = SchemaTable({2: serde.load_schema("event-v2.avsc"), 7: "string"}, reader_id=2)
+    verdict = validate(b"\x00\x00\x00\x00\x07\x0at1:u1", b"t1:u1", NOW_MS, RULES, catalog)
+    assert verdict == ("schema_mismatch", "schema id 7 is a string schema, not an event record", None)
+
+
+def test_hostile_records_get_the_verdicts_they_expect():
+    """tests/hostile_records.py, checked offline with the same schemas (the integration test sends
+    them through the real job with the registry's ids)."""
+    ids = {kind: 300 + i for i, kind in enumerate(OTHER_SCHEMAS)}
+    catalog = catalog_for(ids, v1_id=11, v2_id=12)
+    records = hostile_records(ids, 11, 12, NOW_MS)
+    assert records == hostile_records(ids, 11, 12, NOW_MS)  # deterministic
+    got = [(r.description, validate(r.value, r.key, NOW_MS, RULES, catalog).reason) for r in records]
+    assert got == [(r.description, r.expected) for r in records]
+    assert {r.expected for r in records} >= {None, "schema_mismatch", "invalid_geo", "key_mismatch", "empty_payload"}
+
+
+def test_a_bug_costs_one_record_not_the_job(monkeypatch, caplog):
+    def broken(*args):
+        raise ZeroDivisionError("division by zero\n" + "second line " * 1000)
+    monkeypatch.setattr(validation, "_check_fields", broken)
+    verdict = validate(wire(event())[1], b"t1:u1", NOW_MS, RULES)
+    assert verdict == ("internal_error", "ZeroDivisionError: division by zero", None)
+    assert "internal_error" in caplog.text  # with the traceback, to find the bug
+
+
+class BrokenCatalog(SchemaTable):
+    def __init__(self, error: BaseException | None = None, schema=None):
+        super().__init__({2: serde.load_schema("event-v2.avsc")}, reader_id=2)
+        self.error, self.schema = error, schema
+
+    def writer_schema(self, schema_id):
+        if self.error is not None:
+            raise self.error
+        return self.schema
+
+
+@pytest.mark.parametrize("error", [ConnectionRefusedError("down"), TimeoutError("timed out"),
+                                   RuntimeError("503 Service Unavailable"), ValueError("not JSON")])
+def test_a_catalog_that_cannot_answer_fails_the_job_instead_of_rejecting_the_event(error):
+    """A valid event must never go to the DLQ because the registry is down: the job fails and
+    retries from its checkpoint. An OSError propagates as it is, anything else as CatalogUnavailable."""
+    with pytest.raises((type(error), serde.CatalogUnavailable)) as raised:
+        validate(wire(event())[1], b"t1:u1", NOW_MS, RULES, BrokenCatalog(error))
+    assert isinstance(raised.value, serde.OUTAGES)
+
+
+@pytest.mark.parametrize("schema", [None, 42, {}, {"type": 5}, {"type": "record"}, {"type": "record", "name": "Event",
+                                    "fields": [{"type": "string"}]}, ["null"], object()])
+def test_a_catalog_answering_garbage_gets_a_verdict(schema):
+    verdict = validate(wire(event())[1], b"t1:u1", NOW_MS, RULES, BrokenCatalog(schema=schema))
+    assert verdict.reason == "schema_mismatch" and verdict.detail.startswith("schema id 2 is ")
+
+
+def test_an_unknown_id_from_the_catalog_is_bad_input():
+    assert validate(wire(event())[1], b"t1:u1", NOW_MS, RULES, BrokenCatalog(KeyError(2))).reason == "unknown_schema_id"
+
+
+@pytest.mark.parametrize("now_ms", [0, -2**63, 2**63 - 1, 10**30])
+def test_any_clock_gets_a_verdict(now_ms):
+    assert validate(wire(event())[1], b"t1:u1", now_ms, RULES).reason in REASONS + (None,)
+
+
+def test_huge_amounts_give_short_details():
+    record = payment(amount="9" * 5000)
+    verdict = validate(serde.encode(record), b"t1:u1", NOW_MS, RULES)
+    assert verdict.reason == "amount_out_of_range" and len(verdict.detail) < 120

@@ -7,8 +7,11 @@ running while producers move from v1 to v2 (and reads v2's fields if its reader 
 
 - unknown id (registry answers 404): `KeyError`, which serde turns into the DLQ reason
   `unknown_schema_id`; remembered for `negative_ttl_s` so hostile input cannot flood the registry.
-- registry unreachable: `RegistryUnavailable` propagates. The job fails and restarts from its
-  checkpoint: valid events are never sent to the DLQ because of an outage.
+- registry unreachable: `RegistryUnavailable` propagates (an answer without a schema:
+  `serde.CatalogUnavailable`). The job fails and restarts from its checkpoint: valid events are
+  never sent to the DLQ because of an outage.
+- a schema that is not Avro (Protobuf or JSON Schema in a Confluent registry): `serde.UnreadableSchema`,
+  which serde turns into `schema_mismatch`.
 """
 
 from __future__ import annotations
@@ -72,8 +75,15 @@ class RegistrySchemaCatalog:
                 self._unknown_until[schema_id] = time.monotonic() + self.negative_ttl_s
                 raise KeyError(schema_id) from None
             raise
-        raw = json.loads(text)
-        parsed = self._same_as_reader(raw) or fastavro.parse_schema(raw)
+        except (KeyError, TypeError, ValueError) as error:  # a 200 without a schema string: not the record's fault
+            raise serde.CatalogUnavailable(f"the registry answered schema id {schema_id} without a schema "
+                                           f"({type(error).__name__})") from error
+        try:
+            raw = json.loads(text)
+            parsed = self._same_as_reader(raw) or fastavro.parse_schema(raw)
+        except Exception as error:  # noqa: BLE001 - e.g. a Protobuf or JSON schema in a Confluent registry
+            raise serde.UnreadableSchema(f"schema id {schema_id} is not an Avro schema "
+                                         f"({type(error).__name__}: {str(error)[:100]})") from None
         self._parsed[schema_id] = parsed
         return parsed
 
