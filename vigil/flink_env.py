@@ -44,13 +44,16 @@ class FlinkSettings:
         parser.add_argument("--checkpoint-dir", default=d.checkpoint_dir)
         parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default=d.state_backend)
         parser.add_argument("--python-mode", choices=["process", "thread"], default=d.python_mode)
+        parser.add_argument("--max-restarts", type=int, default=None,
+                            help="restarts before the job fails (default: for ever, 3 in bounded runs; 0: none)")
 
     @staticmethod
     def from_parsed(args, bounded: bool) -> "FlinkSettings":
         """Settings from add_arguments' flags; bounded runs fail fast instead of restarting forever."""
         return FlinkSettings(parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
                              checkpoint_dir=args.checkpoint_dir, state_backend=args.state_backend,
-                             python_mode=args.python_mode, max_restarts=3 if bounded else None)
+                             python_mode=args.python_mode,
+                             max_restarts=args.max_restarts if args.max_restarts is not None else (3 if bounded else None))
 
     def as_config(self) -> dict[str, str]:
         python = os.environ.get("VIGIL_PYTHON", sys.executable)
@@ -80,7 +83,9 @@ class FlinkSettings:
             # mark its events late. A silent partition stalls the watermark instead (docs/adr/0002).
             "table.exec.source.idle-timeout": "0 ms",
         }
-        if self.max_restarts is not None:
+        if self.max_restarts == 0:
+            conf["restart-strategy.type"] = "disable"  # the first failure fails the job (tests prove none happens)
+        elif self.max_restarts is not None:
             conf["restart-strategy.exponential-delay.attempts-before-reset-backoff"] = str(self.max_restarts)
         conf["execution.checkpointing.dir"] = self.checkpoint_dir or (state_dir() / "flink" / "checkpoints").as_uri()
         return conf
