@@ -173,6 +173,8 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
             rule_columns=Fragment(fraud_rules.sql_columns()), decision_columns=DECISION_COLUMNS,
             feature_columns=FEATURE_COLUMNS):
         t_env.execute_sql(statement)
+    t_env.execute_sql(sql_files.dead_letter_table("fraud_dlq", config.dlq_topic, config.bootstrap,
+                                                  config.transactional_id_prefix, config.transaction_timeout_ms))
 
 
 _DECISION_TYPES = {

@@ -119,6 +119,8 @@ def create_kafka_tables(t_env, config: IngestConfig) -> None:
             transaction_timeout_ms=config.transaction_timeout_ms,
             out_of_orderness_s=config.out_of_orderness_s, offsets_options=offsets_options(config)):
         t_env.execute_sql(statement)
+    t_env.execute_sql(sql_files.dead_letter_table("dlq_events", config.dlq_topic, config.bootstrap,
+                                                  config.transactional_id_prefix, config.transaction_timeout_ms))
 
 
 def build_pipeline(t_env, config: IngestConfig):

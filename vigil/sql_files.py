@@ -41,3 +41,10 @@ def _has_code(text: str) -> bool:
 
 def path_of(relative_path: str) -> Path:
     return SQL_DIR / relative_path
+
+
+def dead_letter_table(table_name: str, topic: str, bootstrap: str, transactional_id_prefix: str,
+                      transaction_timeout_ms: int) -> str:
+    """The CREATE TABLE of a job's dead-letter sink: one layout for every job (sql/ddl/dead_letter_table.sql)."""
+    return render("ddl/dead_letter_table.sql", table_name=Fragment(table_name), dlq_topic=topic, bootstrap=bootstrap,
+                  transactional_id_prefix=transactional_id_prefix, transaction_timeout_ms=transaction_timeout_ms)[0]

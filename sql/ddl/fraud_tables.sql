@@ -220,35 +220,3 @@ CREATE TABLE fraud_decisions (
   'value.avro-confluent.url' = '${schema_registry_url}',
   'value.fields-include' = 'EXCEPT_KEY'
 );
-
--- fraud_dlq: every input record the job could not use (undecodable events, unparseable or invalid
---   rules and labels) and every record a bug turned into `internal_error`, with its reason,
---   detail, source position and original bytes (base64 in JSON): the same layout as events.dlq,
---   exactly-once. Rejected rules and labels change nothing in the job.
-CREATE TABLE fraud_dlq (
-  record_key BYTES,
-  reason STRING,
-  detail STRING,
-  tenant_id STRING,
-  event_id STRING,
-  source_topic STRING,
-  source_partition INT,
-  source_offset BIGINT,
-  source_timestamp TIMESTAMP_LTZ(3),
-  payload BYTES,
-  payload_size INT,
-  job STRING
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '${dlq_topic}',
-  'properties.bootstrap.servers' = '${bootstrap}',
-  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
-  'properties.max.request.size' = '8388608',
-  'sink.delivery-guarantee' = 'exactly-once',
-  'sink.transactional-id-prefix' = '${transactional_id_prefix}-dlq',
-  'key.format' = 'raw',
-  'key.fields' = 'record_key',
-  'value.format' = 'json',
-  'value.json.timestamp-format.standard' = 'ISO-8601',
-  'value.fields-include' = 'EXCEPT_KEY'
-);
