@@ -90,11 +90,14 @@ def _kill_and_start_another() -> int:
 
 
 def _tasks_starting(job_id: str) -> bool:
+    """Tasks deploying or opening (their Python starting). /jobs/overview, not /jobs/<id>: the
+    latter is served from a cache refreshed every few seconds."""
     try:
-        counts = flink_cluster.job(job_id)["status-counts"]
+        jobs = flink_cluster.rest("/jobs/overview")["jobs"]
     except OSError:
         return False
-    return counts.get("INITIALIZING", 0) + counts.get("DEPLOYING", 0) > 0
+    tasks = next((j["tasks"] for j in jobs if j["jid"] == job_id), {})
+    return tasks.get("initializing", 0) + tasks.get("deploying", 0) > 0
 
 
 @pytest.mark.parametrize("kills", [pytest.param(1, id="one-kill"),

@@ -9,10 +9,12 @@ cluster's warm-up (vigil-runtime's PythonWarmupReporterFactory, on unless VIGIL_
 starts the interpreter with the TaskManager, before any task can run.
 
 Each trial: a fresh TaskManager (the others SIGKILLed), a tiny thread-mode job (datagen -> Python
-scalar UDF -> blackhole, unbounded) submitted and cancelled a chosen delay after its task reaches
-INITIALIZING (the delays sweep the interpreter's start-up), then the same job again on the same
-TaskManager: it must have all tasks RUNNING within 60 s and no InterruptedException in its
-exceptions. The drill ends with one fresh TaskManager running. Run it on a cluster of its own:
+scalar UDF -> blackhole, unbounded) submitted and cancelled a chosen delay after its tasks reach
+INITIALIZING or after its Python operator begins to start the interpreter (the delays sweep that
+start), then the same job again on the same TaskManager: it must have all tasks RUNNING within
+60 s of submission and no InterruptedException in its exceptions. Each trial prints where the
+cancel reached the task, from the TaskManager's log. The drill ends with one fresh TaskManager
+running. Run it on a cluster of its own:
 
     VIGIL_STATE=/tmp/vigil-pemja-a VIGIL_FLINK_REST_PORT=18081 VIGIL_FLINK_RPC_PORT=16123 \\
     VIGIL_METRICS_PORTS=19250-19260 .venv/bin/python -m pytest tests/e2e/test_python_start_cancel.py -m drill -s -q
@@ -34,12 +36,17 @@ import pytest
 from vigil import flink_cluster, procs
 from vigil.paths import PROJECT_ROOT
 
-# Milliseconds from the tasks' INITIALIZING (seen through REST) to the cancel. On this machine
-# (2 busy cores, no warm-up) the Python operator begins to start the interpreter 0.1-0.3 s after
-# INITIALIZING and a cancel poisons the JVM in roughly the next 0.2 s: fine steps there, then a
-# few later cancels (Python already up).
-DELAYS_MS = (0, 100, 150, 200, 225, 250, 275, 300, 350, 500, 1000, 2000)
-BUDGET_S = 330          # no trial starts later than this; with the last replacement < 6 min
+# (anchor, ms): cancel that long after the tasks reach INITIALIZING (seen through REST), or after
+# the Python operator logs that it starts the interpreter (tailing the TaskManager's log). Without
+# the warm-up, on this machine (2 busy cores), the interpreter start begins 0.1-0.25 s after
+# INITIALIZING, and a cancel that reaches the task ~110-170 ms after that start began poisons the
+# JVM (pemja ignores an interrupt earlier, while it looks for libpython; later Python is up). A
+# cancel reaches the task 10-60 ms after it is sent. So: a coarse sweep from INITIALIZING (before,
+# around and after the start), and a fine one anchored on the start, where the window is.
+TRIALS = (("INITIALIZING", 0), ("INITIALIZING", 200), ("INITIALIZING", 1000), ("INITIALIZING", 2000),
+          ("Python start", 70), ("Python start", 90), ("Python start", 100), ("Python start", 110),
+          ("Python start", 120), ("Python start", 135), ("Python start", 150), ("Python start", 170))
+BUDGET_S = 330          # no trial starts later than this (a trial takes ~25 s): the drill ends < 6 min
 POLL_S = 0.015
 RUNNING_BOUND_S = 60
 
@@ -96,8 +103,9 @@ def cluster():
 
 @dataclass
 class Outcome:
+    anchor: str
     delay_ms: int
-    cancel_sent_ms: float          # after INITIALIZING was seen through REST
+    cancel_sent_ms: float          # after the anchor was seen
     timing: str                    # where the cancel landed, as the TaskManager logged it
     first_job: str
     second_job: str
@@ -112,7 +120,7 @@ class Outcome:
         verdict = ("POISONED (java.lang.Error: java.lang.InterruptedException)" if self.poisoned
                    else f"ok, all tasks RUNNING {self.seconds_to_running:.1f} s after submission" if self.ok
                    else f"FAILED: {self.second_job}")
-        return (f"cancel {self.delay_ms:>4} ms after INITIALIZING (sent at {self.cancel_sent_ms:.0f} ms; "
+        return (f"cancel {self.delay_ms:>4} ms after {self.anchor} (sent at {self.cancel_sent_ms:.0f} ms; "
                 f"TaskManager log: {self.timing}) -> first job {self.first_job}; second job {verdict}")
 
 
@@ -124,29 +132,34 @@ def test_task_cancelled_while_python_starts_leaves_taskmanager_able_to_run_pytho
     outcomes: list[Outcome] = []
     print(f"\npython warm-up at TaskManager start: {'on' if cluster.python_warmup else 'off (VIGIL_PYTHON_WARMUP=0)'}")
     try:
-        for trial, delay_ms in enumerate(DELAYS_MS, 1):
+        for trial, (anchor, delay_ms) in enumerate(TRIALS, 1):
             if time.monotonic() - started > BUDGET_S:
                 break
-            outcome = _trial(cluster, script, trial, delay_ms)
+            outcome = _trial(cluster, script, trial, anchor, delay_ms)
             outcomes.append(outcome)
-            print(f"trial {trial}/{len(DELAYS_MS)}: {outcome.line()}", flush=True)
+            print(f"trial {trial}/{len(TRIALS)}: {outcome.line()}", flush=True)
     finally:
         _fresh_taskmanager(cluster)  # later tests need one TaskManager that can run Python
     print(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} trials passed, "
           f"{sum(o.poisoned for o in outcomes)} poisoned, in {time.monotonic() - started:.0f} s")
-    assert len(outcomes) == len(DELAYS_MS), f"only {len(outcomes)} trials within {BUDGET_S} s"
+    assert len(outcomes) == len(TRIALS), f"only {len(outcomes)} trials within {BUDGET_S} s"
     assert all(o.ok for o in outcomes), "\n".join(o.line() for o in outcomes if not o.ok)
 
 
-def _trial(settings, script: Path, trial: int, delay_ms: int) -> Outcome:
+def _trial(settings, script: Path, trial: int, anchor: str, delay_ms: int) -> Outcome:
     tm_pid = _fresh_taskmanager(settings)
+    log = _log_file(tm_pid)
     first = flink_cluster.submit_python_job(script, [f"python-start-cancel-{trial}-first", str(PROJECT_ROOT)],
                                             settings=settings)
     try:
-        initializing_at = _wait_for_tasks(settings, first, lambda t: t["initializing"] + t["running"] > 0,
+        if anchor == "INITIALIZING":
+            anchored_at = _wait_for_tasks(settings, first, lambda t: t["initializing"] + t["running"] > 0,
                                           "the first job's tasks to initialise", interval=POLL_S)
-        time.sleep(max(0.0, initializing_at + delay_ms / 1000 - time.monotonic()))
-        sent_ms = (time.monotonic() - initializing_at) * 1000
+        else:
+            assert log is not None, f"no log file of TaskManager {tm_pid}"
+            anchored_at = _wait_for_log_line(log, _MARKERS["python"][1], "the Python operator to start Python")
+        time.sleep(max(0.0, anchored_at + delay_ms / 1000 - time.monotonic()))
+        sent_ms = (time.monotonic() - anchored_at) * 1000
         flink_cluster.cancel(first, settings)
         first_state = _wait_for_end(settings, first)
     except BaseException:
@@ -170,8 +183,9 @@ def _trial(settings, script: Path, trial: int, delay_ms: int) -> Outcome:
     finally:
         _cancel_quietly(settings, second)
     poisoned = "InterruptedException" in exceptions
-    summary = f"{state}: {_first_line(exceptions)}" if exceptions else f"{state} after {RUNNING_BOUND_S} s"
-    return Outcome(delay_ms, sent_ms, _cancel_timing(tm_pid), first_state, summary,
+    summary = (f"{state}: {_first_line(exceptions)}" if exceptions
+               else f"not all tasks RUNNING within {RUNNING_BOUND_S} s (job {state})")
+    return Outcome(anchor, delay_ms, sent_ms, _cancel_timing(log), first_state, summary,
                    None if poisoned or exceptions else seconds_to_running, poisoned)
 
 
@@ -213,10 +227,24 @@ _MARKERS = {"initializing": ("PythonCalc", "switched from DEPLOYING to INITIALIZ
             "canceling": ("PythonCalc", "to CANCELING")}
 
 
-def _cancel_timing(pid: int) -> str:
+def _wait_for_log_line(log: Path, marker: str, what: str) -> float:
+    """Tail the (fresh) TaskManager's log until a line holds `marker`; the monotonic time seen."""
+    deadline, offset, tail = time.monotonic() + RUNNING_BOUND_S, 0, b""
+    while time.monotonic() < deadline:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        offset += len(chunk)
+        tail = (tail + chunk)[-4096:]
+        if marker.encode() in tail:
+            return time.monotonic()
+        time.sleep(0.003)
+    raise TimeoutError(f"timed out after {RUNNING_BOUND_S} s waiting for {what} ({log})")
+
+
+def _cancel_timing(log: Path | None) -> str:
     """Where the first job's cancel reached its Python task, from the (fresh) TaskManager's log:
     ms after the task's INITIALIZING and after the operator began to start Python."""
-    log = _log_file(pid)
     if log is None or not log.exists():
         return "not found"
     at = {}
@@ -250,12 +278,6 @@ def _job_overview(settings, job_id: str) -> dict | None:
 def _tasks(settings, job_id: str) -> dict | None:
     job = _job_overview(settings, job_id)
     return job["tasks"] if job else None
-
-
-def _counts(tasks: dict | None) -> str:
-    if not tasks:
-        return "?"
-    return ",".join(f"{k.upper()}={v}" for k, v in tasks.items() if v and k != "total") or "none"
 
 
 def _wait_for_tasks(settings, job_id: str, check, what: str, interval: float) -> float:
