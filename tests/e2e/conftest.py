@@ -8,10 +8,18 @@ from vigil import flink_cluster
 
 
 @pytest.fixture(scope="session")
-def flink(kafka):
+def flink_without_kafka():
+    """The cluster alone, for drills that need no broker (and may run under another VIGIL_STATE,
+    where the `kafka` fixture finds no pid file of the machine's broker). Stopped at the end only
+    if this session started it."""
     settings = flink_cluster.ClusterSettings()
     was_running = flink_cluster.is_running(settings)
     flink_cluster.start(settings, taskmanagers=1, log=lambda *_: None)
     yield settings
     if not was_running:
         flink_cluster.stop(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def flink(kafka, flink_without_kafka):
+    return flink_without_kafka

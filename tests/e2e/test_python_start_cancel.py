@@ -88,19 +88,6 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """The local cluster as the session's `flink` fixture starts it, without its Kafka dependency:
-    this drill needs no broker, and on a cluster of its own (another VIGIL_STATE) the `kafka`
-    fixture finds no pid file of the machine's broker and refuses its taken port."""
-    settings = flink_cluster.ClusterSettings()
-    was_running = flink_cluster.is_running(settings)
-    flink_cluster.start(settings, taskmanagers=1, log=lambda *_: None)
-    yield settings
-    if not was_running:
-        flink_cluster.stop(log=lambda *_: None)
-
-
 @dataclass
 class Outcome:
     anchor: str
@@ -125,7 +112,8 @@ class Outcome:
 
 
 @pytest.mark.drill
-def test_task_cancelled_while_python_starts_leaves_taskmanager_able_to_run_python(cluster, tmp_path):
+def test_task_cancelled_while_python_starts_leaves_taskmanager_able_to_run_python(flink_without_kafka, tmp_path):
+    cluster = flink_without_kafka
     script = tmp_path / "python_start_cancel_job.py"
     script.write_text(JOB)
     started = time.monotonic()
@@ -139,7 +127,7 @@ def test_task_cancelled_while_python_starts_leaves_taskmanager_able_to_run_pytho
             outcomes.append(outcome)
             print(f"trial {trial}/{len(TRIALS)}: {outcome.line()}", flush=True)
     finally:
-        _fresh_taskmanager(cluster)  # later tests need one TaskManager that can run Python
+        _fresh_taskmanager(flink_without_kafka)  # later tests need one TaskManager that can run Python
     print(f"{sum(o.ok for o in outcomes)}/{len(outcomes)} trials passed, "
           f"{sum(o.poisoned for o in outcomes)} poisoned, in {time.monotonic() - started:.0f} s")
     assert len(outcomes) == len(TRIALS), f"only {len(outcomes)} trials within {BUDGET_S} s"
