@@ -4,9 +4,11 @@
 --   schema from the registry), through Vigil's dlq-avro-confluent wrapper (java/vigil-formats): a
 --   record that cannot be decoded becomes a row with decode_error and raw_value set instead of
 --   failing the job; sql/queries/fraud_inputs.sql sends it to the job's dead-letter topic.
---   Event time = event_time (UTC); row_time is the same, never null (an undecodable row has none,
---   and gets the epoch, which never moves a watermark), with ${out_of_orderness_s} s of bounded
---   out-of-orderness per partition. No idleness: a silent partition holds the watermark back
+--   Event time = event_time (UTC); row_time is the same, but never null and never more than an
+--   hour after the broker appended the record: an undecodable row, or an event from the far future
+--   (which would push the watermark past every later event and silence all patterns), gets the
+--   epoch, which never moves a watermark, and is refused in fraud_inputs.sql. ${out_of_orderness_s} s
+--   of bounded out-of-orderness per partition. No idleness: a silent partition holds the watermark back
 --   rather than letting its late events be dropped by the patterns (ADR 0004).
 CREATE TABLE clean_events_source (
   record_key BYTES,
@@ -40,7 +42,9 @@ CREATE TABLE clean_events_source (
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
   decode_error STRING METADATA FROM 'value.error' VIRTUAL,
   raw_value BYTES METADATA FROM 'value.raw' VIRTUAL,
-  row_time AS COALESCE(event_time, TIMESTAMP '1970-01-01 00:00:00'),
+  row_time AS CASE WHEN event_time IS NULL
+                        OR event_time > CAST(appended_at AS TIMESTAMP(3)) + INTERVAL '1' HOUR
+                   THEN TIMESTAMP '1970-01-01 00:00:00' ELSE event_time END,
   WATERMARK FOR row_time AS row_time - INTERVAL '${out_of_orderness_s}' SECOND
 ) WITH (
   'connector' = 'kafka',

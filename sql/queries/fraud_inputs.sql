@@ -9,7 +9,8 @@
 -- and input_rejections (what goes to fraud_dlq, in its column order).
 -- State: the versioned fraud_rules keeps one row per tenant (a rowtime de-duplication).
 
--- Events the patterns can use: decodable, with the fields every pattern keys or orders on.
+-- Events the patterns can use: decodable, with the fields every pattern keys or orders on, and an
+-- event time the watermark can follow (sql/ddl/fraud_tables.sql: row_time).
 CREATE TEMPORARY VIEW event_verdicts AS
 SELECT *,
        CASE
@@ -21,6 +22,10 @@ SELECT *,
                 IF(tenant_id IS NULL, 'tenant_id', CAST(NULL AS STRING)),
                 IF(user_id IS NULL, 'user_id', CAST(NULL AS STRING)),
                 IF(event_type IS NULL, 'event_type', CAST(NULL AS STRING)))
+         -- ingest refuses events > 5 min ahead of its clock; later ones here come from elsewhere
+         WHEN event_time > CAST(appended_at AS TIMESTAMP(3)) + INTERVAL '1' HOUR
+           THEN 'event_time ' || CAST(event_time AS STRING) || ' is more than 1 hour after the record was appended ('
+                || CAST(CAST(appended_at AS TIMESTAMP(3)) AS STRING) || ')'
        END AS problem
 FROM clean_events_source;
 

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from tests.fraud_checks import ev, fraud_job_command, fraud_topics, set_rules, write_clean
 from udfs import fraud_rules
-from vigil import kafka_io, procs
+from vigil import kafka_io, procs, topics
 from vigil.paths import PROJECT_ROOT
 from vigil.registry.catalog import read_values
 
@@ -109,6 +109,12 @@ def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, s
         time.sleep(3)
         # 3. Hostile records on every input; each refused rule would have lowered t3's threshold.
         expected_dead = hostile_inputs({**names, "bootstrap": kafka}, t0 + 16 * MIN)
+        # Well-formed events from the year 2100, one in every partition, would push the watermark
+        # past every later event and silence every pattern: refused, the watermark unmoved.
+        write_clean(kafka, schema_registry, names["clean"], [], tail_at_ms=4_102_444_800_000)
+        for partition in range(topics.like(names["clean"], topics.CLEAN).partitions):
+            expected_dead[(names["clean"], f"an event from the year 2100 in partition {partition}")] = "invalid_event"
+        time.sleep(3)  # the job reads them and emits its watermarks before the next attack arrives
         second = attack("c-second", t0 + 20 * MIN) + attack("c-control", t0 + 20 * MIN, tenant="t4")
         write_clean(kafka, schema_registry, names["clean"], second, tail_at_ms=t0 + 40 * MIN)
         alerts = wait_for_alerts(kafka, schema_registry, names["alerts"],
