@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
                 value["payload"] = value["payload"][:80] + "..."
             print(json.dumps(value, ensure_ascii=True, default=str))
         except (TypeError, ValueError, serde.DecodeError):
-            print(repr(message.value()[:200]))
+            print(repr((message.value() or b"")[:200]))  # a tombstone prints b""
     return 0
 
 
