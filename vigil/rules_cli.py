@@ -63,24 +63,41 @@ def publish(bootstrap: str, topic: str, message: dict) -> None:
 
 
 def run(args) -> int:
-    topics.ensure_topics(args.bootstrap, [topics.like(args.topic, topics.RULES)], log=lambda *_: None)
+    if args.action == "show":
+        topics.ensure_topics(args.bootstrap, [topics.like(args.topic, topics.RULES)], log=lambda *_: None)
+        return show(args.bootstrap, args.topic)
     try:
-        if args.action == "defaults":
-            message = fraud_rules.default_message(args.effective_from)
-        elif args.action == "set":
-            message = fraud_rules.rule_message(args.tenant, parse_assignments(args.assignments), args.effective_from)
-        else:
-            latest = {}
-            for record in kafka_io.read(args.bootstrap, args.topic, idle_timeout_s=2):
-                value = json.loads(record.value()) if record.value() else None
-                latest[json.loads(record.key())["tenant_id"]] = value
-            for tenant, value in sorted(latest.items()):
-                shown = {k: v for k, v in (value or {}).items() if v is not None and k != "tenant_id"}
-                print(f"{tenant}: {json.dumps(shown)}")
-            return 0
+        message = (fraud_rules.default_message(args.effective_from) if args.action == "defaults" else
+                   fraud_rules.rule_message(args.tenant, parse_assignments(args.assignments), args.effective_from))
     except ValueError as error:
         print(f"vigil rules: {error}", file=sys.stderr)
         return 2
+    # The job's own check (types, ranges): what it would refuse is never published.
+    verdict = fraud_rules.parse_rule_message(json.dumps({"tenant_id": message["tenant_id"]}).encode(),
+                                             json.dumps(message).encode())
+    if verdict.reason is not None:
+        print(f"vigil rules: refused, the fraud job would not apply it: {verdict.detail}", file=sys.stderr)
+        return 2
+    topics.ensure_topics(args.bootstrap, [topics.like(args.topic, topics.RULES)], log=lambda *_: None)
     publish(args.bootstrap, args.topic, message)
     print(f"published rules for {message['tenant_id']!r}, effective from {message['effective_from']} UTC")
+    return 0
+
+
+def show(bootstrap: str, topic: str) -> int:
+    """Per tenant, the newest rule (by effective time) that the job accepts, as the job reads them."""
+    latest, refused = {}, 0
+    for record in kafka_io.read(bootstrap, topic, idle_timeout_s=2):
+        verdict = fraud_rules.parse_rule_message(record.key(), record.value())
+        if verdict.reason is not None:
+            refused += 1
+            continue
+        effective = json.loads(record.value())["effective_from"]
+        if verdict.tenant_id not in latest or effective >= latest[verdict.tenant_id][0]:
+            latest[verdict.tenant_id] = (effective, verdict.values)
+    for tenant, (effective, values) in sorted(latest.items()):
+        shown = {name: value for name, value in values.items() if value is not None}
+        print(f"{tenant} (from {effective}): {json.dumps(shown)}")
+    if refused:
+        print(f"({refused} record(s) on {topic} refused by the fraud job: see its dead-letter topic)")
     return 0

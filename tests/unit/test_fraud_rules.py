@@ -39,3 +39,13 @@ def test_every_currency_has_a_rate_and_every_velocity_view_is_unioned():
     assert "WHEN 'JPY' THEN 150.0" in usd_rate_sql()
     views = pattern_views()
     assert len(views) == len(set(views)) == 7 + 4 * 3
+
+
+def test_the_cli_refuses_what_the_job_would_refuse_before_publishing(capsys):
+    from types import SimpleNamespace
+
+    from vigil.rules_cli import run
+    args = SimpleNamespace(action="set", tenant="t1", assignments=["velocity_1m=-5"], effective_from=0,
+                           bootstrap="127.0.0.1:1", topic="fraud.rules")  # nothing listens: never reached
+    assert run(args) == 2
+    assert "velocity_1m=-5 must be a positive number" in capsys.readouterr().err
