@@ -23,6 +23,7 @@ from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
 from udfs.fraud_scoring import OUTPUT_FIELDS, Decider
 from udfs.guard import InternalErrors
+from udfs.label_join import LabelJoin
 
 OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [
     Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(),
@@ -41,6 +42,7 @@ class RiskScorer(KeyedProcessFunction):
         self.pending = runtime_context.get_map_state(MapStateDescriptor("pending", Types.LONG(), pickled))
         self.vectors = runtime_context.get_map_state(MapStateDescriptor("payment_vectors", Types.STRING(), pickled))
         self.expiry = runtime_context.get_map_state(MapStateDescriptor("vector_expiry", Types.LONG(), pickled))
+        self.label_join = LabelJoin(self.vectors, self.expiry, self.label_horizon_ms)
         snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
         self.decider = Decider(self.config, snapshots)
         self.models = {}         # tenant -> ModelState, live between writes to model_state
@@ -73,11 +75,7 @@ class RiskScorer(KeyedProcessFunction):
         if items is not None:
             self.pending.remove(timestamp)
             yield from self._guarded_decide(key, items, ctx.timer_service())
-        expired = self.expiry.get(timestamp)
-        if expired is not None:
-            self.expiry.remove(timestamp)
-            for event_id in expired:
-                self.vectors.remove(event_id)
+        self.label_join.expire(timestamp)
 
     def _guarded_decide(self, key: str, items: list[dict], timers):
         """_decide's records, or one `error` record per event of the batch if deciding raised."""
@@ -89,24 +87,14 @@ class RiskScorer(KeyedProcessFunction):
         if models is None:
             models = self.models[key] = self.decider.models_for(key, self.model_state.value())
         # The label join reads and writes the vectors of this batch's payments and labels only.
-        vectors = {}
-        for item in items:
-            if item["kind"] == "label":
-                vector = self.vectors.get(item["event_id"])
-                if vector is None:
-                    self.labels_unmatched.inc()
-                else:
-                    vectors[item["event_id"]] = vector
-                    self.vectors.remove(item["event_id"])
-                    self.labels_joined.inc()
+        vectors, joined, unmatched = self.label_join.take(items)
+        self.labels_joined.inc(joined)
+        self.labels_unmatched.inc(unmatched)
         before = sum(models.steps.values())
         records = self.decider.decide(key, models, items, vectors)
-        for event_id, vector in vectors.items():   # payments of this batch, now awaiting labels
-            self.vectors.put(event_id, vector)
-            expire_at = next(i["event_ms"] for i in items if i["event_id"] == event_id) + self.label_horizon_ms
-            due = self.expiry.get(expire_at) or []
-            due.append(event_id)
-            self.expiry.put(expire_at, due)
+        # What is left in `vectors` now: the payments of this batch, awaiting their labels.
+        event_ms = {item["event_id"]: item["event_ms"] for item in items if item["kind"] == "payment"}
+        for expire_at in self.label_join.keep(vectors, event_ms):
             timers.register_event_time_timer(expire_at)
         self.unsaved[key] = self.unsaved.get(key, 0) + sum(models.steps.values()) - before
         if self.unsaved[key] >= self.config.snapshot_every:
