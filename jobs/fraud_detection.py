@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs this file as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfs import fraud_features, fraud_rules  # noqa: E402
+from udfs import fraud_features, fraud_rules, fraud_scoring  # noqa: E402
 from udfs.fraud_models import MODEL_VERSIONS, ModelConfig  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.event_model import UNITS_PER_USD  # noqa: E402
@@ -177,12 +177,10 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
                                                   config.transactional_id_prefix, config.transaction_timeout_ms))
 
 
-_DECISION_TYPES = {
-    "alert_id": "STRING", "tenant_id": "STRING", "fraud_pattern": "STRING", "entity_type": "STRING",
-    "entity_id": "STRING", "event_id": "STRING", "event_time": "TIMESTAMP(3)", "score": "DOUBLE",
-    "reason_codes": "ARRAY<STRING>", "evidence": "STRING", "rules_effective_from": "TIMESTAMP(3)",
-    "anomaly_score": "DOUBLE", "supervised_score": "DOUBLE", "shadow_score": "DOUBLE", "model_versions": "STRING",
-    "detection_latency_ms": "BIGINT", "decided_at": "TIMESTAMP(3)"}
+_SQL_TYPES = {"string": "STRING", "double": "DOUBLE", "long": "BIGINT", "time": "TIMESTAMP(3)",
+              "strings": "ARRAY<STRING>"}
+# The topics' columns of the decision record (udfs/fraud_scoring.DECISION_FIELDS, less its route).
+_DECISION_TYPES = {name: _SQL_TYPES[kind] for name, kind in fraud_scoring.DECISION_FIELDS if name != "output"}
 DECISION_COLUMNS = Fragment(",\n  ".join(f"{name} {kind}" for name, kind in _DECISION_TYPES.items()))
 _FEATURE_TYPES = {name: "DOUBLE" if name in ("amount_usd_1h", "km_per_hour_since_last", "amount_z_1h") else "BIGINT"
                   for name in fraud_features.FEATURES}

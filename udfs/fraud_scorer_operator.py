@@ -21,14 +21,13 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
-from udfs.fraud_scoring import OUTPUT_FIELDS, Decider
+from udfs.fraud_scoring import DECISION_FIELDS, OUTPUT_FIELDS, Decider
 from udfs.guard import InternalErrors
 from udfs.label_join import LabelJoin
 
-OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [
-    Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(),
-    Types.STRING(), Types.LONG(), Types.DOUBLE(), Types.OBJECT_ARRAY(Types.STRING()), Types.STRING(),
-    Types.LONG(), Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.STRING(), Types.LONG(), Types.LONG()])
+_FLINK_TYPES = {"string": Types.STRING(), "double": Types.DOUBLE(), "long": Types.LONG(), "time": Types.LONG(),
+                "strings": Types.OBJECT_ARRAY(Types.STRING())}
+OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [_FLINK_TYPES[kind] for _, kind in DECISION_FIELDS])
 
 
 class RiskScorer(KeyedProcessFunction):

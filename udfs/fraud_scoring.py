@@ -27,9 +27,17 @@ import time
 from udfs.fraud_features import model_vector
 from udfs.fraud_models import ModelConfig, ModelState, SnapshotStore, combine, role_scores
 
-OUTPUT_FIELDS = ("output", "alert_id", "tenant_id", "fraud_pattern", "entity_type", "entity_id", "event_id",
-                 "event_time", "score", "reason_codes", "evidence", "rules_effective_from", "anomaly_score",
-                 "supervised_score", "shadow_score", "model_versions", "detection_latency_ms", "decided_at")
+# The decision record, defined once: (field, kind) in the order of the scorer's output rows. The
+# operator's Flink types and the topics' SQL columns are derived from it. Kinds: "string",
+# "double", "long", "strings" (a list), "time" (epoch ms here, TIMESTAMP(3) in the topics).
+# `output` says where a row goes: "score", "alert" or "error" (the dead-letter topic).
+DECISION_FIELDS = (
+    ("output", "string"), ("alert_id", "string"), ("tenant_id", "string"), ("fraud_pattern", "string"),
+    ("entity_type", "string"), ("entity_id", "string"), ("event_id", "string"), ("event_time", "time"),
+    ("score", "double"), ("reason_codes", "strings"), ("evidence", "string"), ("rules_effective_from", "time"),
+    ("anomaly_score", "double"), ("supervised_score", "double"), ("shadow_score", "double"),
+    ("model_versions", "string"), ("detection_latency_ms", "long"), ("decided_at", "time"))
+OUTPUT_FIELDS = tuple(name for name, _ in DECISION_FIELDS)
 
 
 def alert_id(tenant_id: str, event_id: str) -> str:
