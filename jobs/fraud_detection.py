@@ -204,8 +204,20 @@ def create_input_views(t_env, config: FraudConfig) -> None:
     for statement in sql_files.render(
             "queries/fraud_inputs.sql", rule_fields=Fragment(rule_fields_sql()),
             rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)), clean_topic=config.clean_topic,
-            rules_topic=config.rules_topic, chargebacks_topic=config.chargebacks_topic):
+            rules_topic=config.rules_topic, chargebacks_topic=config.chargebacks_topic,
+            events_missing=missing_columns_sql("event_id", "event_time", "tenant_id", "user_id", "event_type"),
+            labels_missing=missing_columns_sql("tenant_id", "event_id", "event_time", "label_time", "is_fraud")):
         t_env.execute_sql(statement)
+
+
+def missing_columns_sql(*columns: str) -> Fragment:
+    """SQL naming the columns among `columns` that are null, comma separated ('' if none is).
+
+    >>> missing_columns_sql("a", "b")
+    "CONCAT_WS(', ', IF(a IS NULL, 'a', CAST(NULL AS STRING)), IF(b IS NULL, 'b', CAST(NULL AS STRING)))"
+    """
+    return Fragment("CONCAT_WS(', ', " + ", ".join(
+        f"IF({column} IS NULL, '{column}', CAST(NULL AS STRING))" for column in columns) + ")")
 
 
 def create_pattern_views(t_env, config: FraudConfig) -> None:

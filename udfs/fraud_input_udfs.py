@@ -16,13 +16,13 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 from udfs import fraud_rules
 from udfs.guard import InternalErrors
 
-_SQL_KINDS = {"bool": DataTypes.BOOLEAN(), "int": DataTypes.BIGINT(), "float": DataTypes.DOUBLE()}
-_PYTHON_KINDS = {"bool": bool, "int": int, "float": float}
-_KIND = fraud_rules.SQL_KINDS
+_KIND = fraud_rules.SQL_KINDS  # parameter -> "bool" | "int" | "float"
+_FLINK_TYPES = {"bool": DataTypes.BOOLEAN(), "int": DataTypes.BIGINT(), "float": DataTypes.DOUBLE()}
+_PYTHON_TYPES = {"bool": bool, "int": int, "float": float}
 RULE_VERDICT_TYPE = DataTypes.ROW(
     [DataTypes.FIELD("reason", DataTypes.STRING()), DataTypes.FIELD("detail", DataTypes.STRING()),
      DataTypes.FIELD("tenant_id", DataTypes.STRING())]
-    + [DataTypes.FIELD(name, _SQL_KINDS[_KIND[name]]) for name in fraud_rules.PARAMETERS])
+    + [DataTypes.FIELD(name, _FLINK_TYPES[_KIND[name]]) for name in fraud_rules.PARAMETERS])
 _REFUSED_VALUES = [None] * len(fraud_rules.PARAMETERS)
 
 
@@ -54,7 +54,7 @@ class CheckRule(ScalarFunction):
                     self._group.add_group("reason", verdict.reason).counter("vigil_rules_refused"))
             counter.inc()
             return Row(verdict.reason, verdict.detail, None, *_REFUSED_VALUES)
-        values = [None if verdict.values[name] is None else _PYTHON_KINDS[_KIND[name]](verdict.values[name])
+        values = [None if verdict.values[name] is None else _PYTHON_TYPES[_KIND[name]](verdict.values[name])
                   for name in fraud_rules.PARAMETERS]
         return Row(None, None, verdict.tenant_id, *values)
 

@@ -8,7 +8,7 @@ the exception's type and message, and the record's bytes. A bug then costs one r
 not a job that restarts on the same record forever (docs/adr/0006).
 
 Infrastructure failures are not the record's fault: `vigil.serde.OUTAGES` (the schema registry
-unreachable, `InfrastructureError`; any OSError, e.g. a store or disk) and MemoryError pass
+unreachable or answering garbage; any OSError, e.g. a store or disk) and MemoryError pass
 through, so the job fails, restarts from its checkpoint and retries instead of sending valid events
 to the DLQ. No pyflink here: the metric group is duck-typed.
 
@@ -24,12 +24,11 @@ from __future__ import annotations
 import logging
 import traceback
 
-from vigil.serde import OUTAGES, CatalogUnavailable
+from vigil.serde import OUTAGES
 
 MAX_DETAIL_CHARS = 500
 _LOG = logging.getLogger("vigil.internal_errors")
 # A dependency (registry, broker, store) failed; the record may be fine: retry, never DLQ.
-InfrastructureError = CatalogUnavailable
 _PASS_THROUGH = (*OUTAGES, MemoryError)
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from vigil import jars, procs
+from vigil import flink_env, jars, procs
 from vigil.paths import PROJECT_ROOT, state_dir, sub
 
 TEMPLATE = PROJECT_ROOT / "infra" / "flink" / "config.yaml.template"
@@ -80,7 +79,7 @@ def _python_warmup(settings: ClusterSettings) -> str:
     Python. The interpreter must be the jobs' python.executable."""
     if not settings.python_warmup:
         return ""
-    python = os.environ.get("VIGIL_PYTHON", sys.executable)
+    python = flink_env.python_executable()
     return ("    python_warmup:\n      factory:\n        class: vigil.flink.runtime.PythonWarmupReporterFactory\n"
             f"      python: {python}")
 

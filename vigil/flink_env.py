@@ -16,6 +16,12 @@ from vigil import jars
 from vigil.paths import PROJECT_ROOT, state_dir
 
 
+def python_executable() -> str:
+    """The interpreter that has pyflink and Vigil installed: the jobs' Python workers run it, and
+    the local cluster's TaskManagers start it at start-up (vigil.flink_cluster)."""
+    return os.environ.get("VIGIL_PYTHON", sys.executable)
+
+
 @dataclass(frozen=True)
 class FlinkSettings:
     """Runtime settings shared by all jobs; each job's config embeds one."""
@@ -56,7 +62,7 @@ class FlinkSettings:
                              max_restarts=args.max_restarts if args.max_restarts is not None else (3 if bounded else None))
 
     def as_config(self) -> dict[str, str]:
-        python = os.environ.get("VIGIL_PYTHON", sys.executable)
+        python = python_executable()
         conf = {
             "pipeline.jars": ";".join(p.as_uri() for p in jars.flink_connector_jars()),
             "python.executable": python,

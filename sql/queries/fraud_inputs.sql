@@ -4,6 +4,8 @@
 -- chargeback_labels_source (sql/ddl/fraud_tables.sql); check_rule is a Python UDF
 -- (udfs/fraud_input_udfs.py over udfs/fraud_rules.parse_rule_message).
 --
+-- ${events_missing} / ${labels_missing}: the names of the required columns that are null, comma
+-- separated ('' when none is; jobs/fraud_detection.missing_columns_sql).
 -- Outputs (views): clean_events (usable events, time attribute event_time), fraud_rules (a
 -- versioned table: the newest accepted rule row per tenant by effective_from), chargeback_labels,
 -- and input_rejections (what goes to fraud_dlq, in its column order).
@@ -15,13 +17,7 @@ CREATE TEMPORARY VIEW event_verdicts AS
 SELECT *,
        CASE
          WHEN decode_error IS NOT NULL THEN decode_error
-         WHEN event_id IS NULL OR event_time IS NULL OR tenant_id IS NULL OR user_id IS NULL OR event_type IS NULL
-           THEN 'required fields missing: ' || CONCAT_WS(', ',
-                IF(event_id IS NULL, 'event_id', CAST(NULL AS STRING)),
-                IF(event_time IS NULL, 'event_time', CAST(NULL AS STRING)),
-                IF(tenant_id IS NULL, 'tenant_id', CAST(NULL AS STRING)),
-                IF(user_id IS NULL, 'user_id', CAST(NULL AS STRING)),
-                IF(event_type IS NULL, 'event_type', CAST(NULL AS STRING)))
+         WHEN ${events_missing} <> '' THEN 'required fields missing: ' || ${events_missing}
          -- ingest refuses events > 5 min ahead of its clock; later ones here come from elsewhere
          WHEN event_time > CAST(appended_at AS TIMESTAMP(3)) + INTERVAL '1' HOUR
            THEN 'event_time ' || CAST(event_time AS STRING) || ' is more than 1 hour after the record was appended ('
@@ -54,13 +50,7 @@ CREATE TEMPORARY VIEW label_verdicts AS
 SELECT *,
        CASE
          WHEN decode_error IS NOT NULL THEN decode_error
-         WHEN tenant_id IS NULL OR event_id IS NULL OR event_time IS NULL OR label_time IS NULL OR is_fraud IS NULL
-           THEN 'required fields missing: ' || CONCAT_WS(', ',
-                IF(tenant_id IS NULL, 'tenant_id', CAST(NULL AS STRING)),
-                IF(event_id IS NULL, 'event_id', CAST(NULL AS STRING)),
-                IF(event_time IS NULL, 'event_time', CAST(NULL AS STRING)),
-                IF(label_time IS NULL, 'label_time', CAST(NULL AS STRING)),
-                IF(is_fraud IS NULL, 'is_fraud', CAST(NULL AS STRING)))
+         WHEN ${labels_missing} <> '' THEN 'required fields missing: ' || ${labels_missing}
          WHEN CHAR_LENGTH(tenant_id) > 128 OR CHAR_LENGTH(event_id) > 128
            THEN 'tenant_id or event_id longer than 128 characters'
          WHEN event_time <= 0 OR label_time < event_time OR label_time - event_time > CAST(400 AS BIGINT) * 86400000

@@ -40,6 +40,9 @@ class Traffic:
         self._thread.start()
         return self
 
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=60)
@@ -129,7 +132,8 @@ def test_every_payment_scored_once_after_taskmanager_kills(flink, kafka, schema_
         alerts = read_values(kafka, schema_registry, names["alerts"])
         restored = flink_cluster.checkpoint_counts(job_id)["restored"]
     finally:
-        traffic.stop() if traffic.error is None and traffic._thread.is_alive() else None
+        if traffic.running():
+            traffic.stop()
         flink_cluster.cancel(job_id)
     print(f"\nfraud job, {kills} TaskManager kill(s){' + 1 during a restart' if kills > 1 else ''}: "
           f"recovered (checkpointing again) in {', '.join(f'{s:.1f} s' for s in recoveries)}; "

@@ -18,9 +18,10 @@ from udfs.fraud_input_udfs import CheckRule
 from udfs.fraud_models import ModelConfig
 from udfs.fraud_scorer_operator import FastDecision, RiskScorer, error_rows
 from udfs.fraud_scoring import OUTPUT_FIELDS
-from udfs.guard import InfrastructureError, InternalErrors
+from udfs.guard import InternalErrors
 from udfs.ingest_udfs import ValidateEvent
 from udfs.validation import REASONS, ValidationRules
+from vigil.serde import CatalogUnavailable
 
 FUZZ = settings(max_examples=1500, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -147,11 +148,11 @@ def test_an_infrastructure_failure_is_not_turned_into_a_verdict(monkeypatch):
     validate, _ = opened(ValidateEvent(ValidationRules(), 10, None, "event-v2.avsc"))
 
     def registry_down(*_args):
-        raise InfrastructureError("schema registry unreachable")
+        raise CatalogUnavailable("schema registry unreachable")
     monkeypatch.setattr(adapter, "validate", registry_down)
-    with pytest.raises(InfrastructureError):
+    with pytest.raises(CatalogUnavailable):
         validate.eval(b"\x00\x00\x00\x00\x01", b"t1:u1")
-    with pytest.raises(InfrastructureError):
+    with pytest.raises(CatalogUnavailable):
         InternalErrors("x").guard(registry_down, fallback=lambda detail: detail)
 
 

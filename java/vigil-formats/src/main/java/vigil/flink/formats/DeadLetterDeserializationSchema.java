@@ -32,6 +32,7 @@ final class DeadLetterDeserializationSchema implements DeserializationSchema<Row
 
     private transient List<RowData.FieldGetter> getters;
     private transient Counter deadLetters;
+    private transient Buffer decoded; // the inner format's rows of the current record (reused)
 
     DeadLetterDeserializationSchema(DeserializationSchema<RowData> inner, LogicalType physicalType,
                                     List<String> metadataKeys, TypeInformation<RowData> producedType) {
@@ -49,6 +50,7 @@ final class DeadLetterDeserializationSchema implements DeserializationSchema<Row
             getters.add(RowData.createFieldGetter(physicalType.getTypeAt(i), i));
         }
         deadLetters = context.getMetricGroup().counter("vigil_undecodable_records");
+        decoded = new Buffer();
     }
 
     @Override
@@ -62,17 +64,9 @@ final class DeadLetterDeserializationSchema implements DeserializationSchema<Row
             out.collect(errorRow("null value (a tombstone): no record to decode", null));
             return;
         }
-        List<RowData> decoded = new ArrayList<>(1);
+        decoded.rows.clear();
         try {
-            inner.deserialize(message, new Collector<RowData>() {
-                @Override
-                public void collect(RowData row) {
-                    decoded.add(row);
-                }
-
-                @Override
-                public void close() {}
-            });
+            inner.deserialize(message, decoded);
         } catch (Throwable t) { // any bytes: a record never fails the job, whatever the decoder throws
             if (t instanceof Error && !(t instanceof StackOverflowError)) {
                 throw (Error) t; // out of memory and the like are not the record's fault
@@ -85,11 +79,11 @@ final class DeadLetterDeserializationSchema implements DeserializationSchema<Row
             out.collect(errorRow(describe(t), message));
             return;
         }
-        if (decoded.isEmpty()) {
+        if (decoded.rows.isEmpty()) {
             // A decoder that skips a record (e.g. json with ignore-parse-errors) must not drop it silently.
             out.collect(errorRow("the format produced no row for this record", message));
         }
-        for (RowData row : decoded) {
+        for (RowData row : decoded.rows) {
             out.collect(withMetadata(row, null, message));
         }
     }
@@ -157,6 +151,19 @@ final class DeadLetterDeserializationSchema implements DeserializationSchema<Row
             }
         }
         return text.length() <= MAX_ERROR_CHARS ? text.toString() : text.substring(0, MAX_ERROR_CHARS) + "...";
+    }
+
+    /** Collects what the inner format emits for one record, before the rows get their metadata. */
+    private static final class Buffer implements Collector<RowData> {
+        final List<RowData> rows = new ArrayList<>(1);
+
+        @Override
+        public void collect(RowData row) {
+            rows.add(row);
+        }
+
+        @Override
+        public void close() {}
     }
 
     @Override
