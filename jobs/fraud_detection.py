@@ -244,17 +244,18 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
 
 def create_feature_views(t_env) -> None:
     """features_<entity> for user, card, device and merchant in event time, and features_user_now
-    (users, in processing time) for the low-latency path (sql/queries/fraud_features.sql)."""
+    (users, in arrival order) for the low-latency path (sql/queries/fraud_features.sql)."""
+    t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
     haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
     t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time FROM keyed_events")
-    variants = [(entity, entity, column, "event_time", "", "keyed_events")
+    variants = [(entity, entity, column, "event_time", "keyed_events")
                 for entity, column in fraud_features.ENTITY_COLUMNS.items()]
-    variants.append(("user_now", "user", "user_id", "proc_time", "proc_time, ", "arriving_events"))
-    for view_name, entity, column, time_column, time_select, source_view in variants:
+    variants.append(("user_now", "user", "user_id", "proc_time", "arriving_events"))
+    for view_name, entity, column, time_column, source_view in variants:
         for statement in sql_files.render(
                 "queries/fraud_features.sql", view_name=view_name, entity_type=entity,
                 entity_column=Fragment(column), time_column=Fragment(time_column),
-                time_select=Fragment(time_select), source_view=Fragment(source_view), haversine_km=haversine):
+                source_view=Fragment(source_view), haversine_km=haversine):
             t_env.execute_sql(statement)
 
 

@@ -6,21 +6,24 @@ for every event of an entity, as of that event (the event included), and publish
 row per entity on `features.online` (upsert, compacted, key `tenant:entity_type:entity_id`).
 `batch_features` below is the same definition written as a plain computation over a list of
 events; the integration test proves the stream equals it. Definitions, for an event at time t
-of entity E (events of E ordered by event time; "payments" are `payment_attempt` events):
+of entity E (events of E ordered by event time; "payments" are `payment_attempt` events). "The
+hour" is the minute of t (UTC, whole minutes since the epoch) and the 59 minutes before it, up to
+t: a window of 59 to 60 minutes, which the job keeps as per-minute counters at constant cost per
+event (java/vigil-formats HourFeatures, ADR 0007):
 
 | feature | definition |
 | --- | --- |
-| events_1h | events of E with time in [t - 1 h, t] |
-| payments_1h | payments of E in [t - 1 h, t] |
-| amount_usd_1h | sum of the payments' amounts in USD in [t - 1 h, t] |
-| distinct_{users,devices,cards,ips,countries}_1h | distinct non-null values among E's events in [t - 1 h, t] |
-| seconds_since_last | whole seconds since E's previous event (null for its first) |
+| events_1h | events of E in the hour |
+| payments_1h | payments of E in the hour |
+| amount_usd_1h | sum of the payments' amounts in USD in the hour |
+| distinct_{users,devices,cards,ips,countries}_1h | distinct non-null values among E's events in the hour |
+| seconds_since_last | whole seconds since E's previous event, the newest one before t (null for the first) |
 | km_per_hour_since_last | great-circle km from the previous event's place / max(seconds, 1) * 3600 (null when either has no place) |
-| amount_z_1h | for a payment with >= 2 payments in the hour: (ln usd - mean ln usd) / max(std ln usd, 0.5) over the hour's payments; else null |
+| amount_z_1h | for a payment with an amount and >= 2 payments in the hour: (ln usd - mean ln usd) / max(std ln usd, 0.5) over the hour's payments; else null |
 
 Amounts in USD use the job's reference rates (vigil.event_model.UNITS_PER_USD); ln(usd) is
-floored at ln(0.01). Events of one entity at the same millisecond are peers (both in each
-other's window; their order for "previous event" is arbitrary).
+floored at ln(0.01). Events of one entity at the same millisecond are peers: each is in the
+other's hour, and they share their previous event (of several at its millisecond, the last read).
 
 >>> e = [{"event_time": 0, "event_type": "payment_attempt", "amount_usd": 10.0, "user_id": "u1"},
 ...      {"event_time": 60_000, "event_type": "payment_attempt", "amount_usd": 20.0, "user_id": "u2"}]
@@ -37,7 +40,8 @@ ENTITY_COLUMNS = {"user": "user_id", "card": "card_fingerprint", "device": "devi
 FEATURES = ("events_1h", "payments_1h", "amount_usd_1h", "distinct_users_1h", "distinct_devices_1h",
             "distinct_cards_1h", "distinct_ips_1h", "distinct_countries_1h", "seconds_since_last",
             "km_per_hour_since_last", "amount_z_1h")
-HOUR_MS = 3600_000
+MINUTE_MS = 60_000
+HOUR_MINUTES = 60
 _DISTINCT = {"distinct_users_1h": "user_id", "distinct_devices_1h": "device_id",
              "distinct_cards_1h": "card_fingerprint", "distinct_ips_1h": "ip", "distinct_countries_1h": "country"}
 
@@ -58,16 +62,18 @@ def batch_features(events: list[dict]) -> list[dict]:
     in event-time order. Quadratic in the hour's events: meant for tests and audits."""
     ordered = sorted(events, key=lambda e: e["event_time"])
     rows = []
-    for i, event in enumerate(ordered):
+    for event in ordered:
         t = event["event_time"]
-        window = [e for e in ordered if t - HOUR_MS <= e["event_time"] <= t]
+        first_minute = t // MINUTE_MS - HOUR_MINUTES + 1
+        window = [e for e in ordered if e["event_time"] // MINUTE_MS >= first_minute and e["event_time"] <= t]
         payments = [e for e in window if e["event_type"] == "payment_attempt"]
         row = {"event_id": event.get("event_id"), "event_time": t,
                "events_1h": len(window), "payments_1h": len(payments),
                "amount_usd_1h": sum(e.get("amount_usd") or 0.0 for e in payments)}
         for name, column in _DISTINCT.items():
             row[name] = len({e.get(column) for e in window if e.get(column) is not None})
-        previous = ordered[i - 1] if i else None
+        earlier = [e for e in ordered if e["event_time"] < t]
+        previous = earlier[-1] if earlier else None
         row["seconds_since_last"] = int((t - previous["event_time"]) / 1000) if previous else None
         located = previous and None not in (previous.get("latitude"), previous.get("longitude"),
                                             event.get("latitude"), event.get("longitude"))
@@ -75,7 +81,7 @@ def batch_features(events: list[dict]) -> list[dict]:
             haversine_km(previous["latitude"], previous["longitude"], event["latitude"], event["longitude"])
             * 3600.0 / max(row["seconds_since_last"], 1) if located else None)
         row["amount_z_1h"] = None
-        if event["event_type"] == "payment_attempt" and len(payments) >= 2:
+        if event["event_type"] == "payment_attempt" and len(payments) >= 2 and event.get("amount_usd") is not None:
             logs = [_log_usd(e) for e in payments]
             mean = sum(logs) / len(logs)
             variance = max(sum(x * x for x in logs) / len(logs) - mean * mean, 0.0)

@@ -1,0 +1,137 @@
+"""The features' Flink SQL (sql/queries/fraud_features.sql over java/vigil-formats HourFeatures)
+equals udfs/fraud_features.batch_features on every row, not only the latest per entity.
+
+A Flink MiniCluster reads a CSV file in event time (no Kafka: this checks the aggregate and its
+SQL). The traffic is built to hit the edges: events on both sides of minute boundaries and at
+exactly 59/60 minutes back, peers at the same millisecond, quiet gaps longer than an hour, one
+hot entity with hundreds of distinct users (the stale-value sweep runs), null places and amounts.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+
+import pytest
+
+from jobs import fraud_detection
+from udfs.fraud_features import FEATURES, batch_features
+from vigil import sql_files
+from vigil.flink_env import FlinkSettings, stream_table_environment
+
+T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000  # a whole minute
+COLUMNS = ("event_id", "event_ms", "tenant_id", "merchant_id", "user_id", "device_id", "card_fingerprint", "ip",
+           "country", "event_type", "amount_usd", "latitude", "longitude")
+
+
+def edge_traffic(seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    events, n = [], 0
+
+    def add(ms: int, merchant: str, user: str, kind: str = "page_view", amount: float | None = None,
+            place: bool = True) -> None:
+        nonlocal n
+        n += 1
+        lat, lon = (rng.uniform(-60, 60), rng.uniform(-170, 170)) if place else (None, None)
+        events.append({"event_id": f"e{n:05d}", "event_ms": ms, "tenant_id": "t1", "merchant_id": merchant,
+                       "user_id": user, "device_id": f"d{rng.randrange(40)}", "ip": f"10.1.{rng.randrange(30)}",
+                       "card_fingerprint": f"c{rng.randrange(25)}" if kind == "payment_attempt" else None,
+                       "country": rng.choice(["FR", "DE", None]), "event_type": kind, "amount_usd": amount,
+                       "latitude": lat, "longitude": lon})
+
+    # minute edges: the first and last millisecond of minutes, exactly 59 and 60 minutes apart
+    for minute in (0, 1, 59, 60, 61, 119, 120):
+        add(T0 + minute * 60_000, "m-edge", "u-edge", "payment_attempt", 10.0 + minute)
+        add(T0 + minute * 60_000 + 59_999, "m-edge", "u-edge", "payment_attempt", 20.0 + minute)
+    # peers: three events of one user at the same millisecond, with different places
+    for _ in range(3):
+        add(T0 + 30 * 60_000 + 123, "m-edge", "u-peer", "payment_attempt", 5.0)
+    add(T0 + 31 * 60_000, "m-edge", "u-peer")
+    # a quiet gap longer than the hour, then activity again
+    add(T0 + 10 * 60_000, "m-gap", "u-gap", "payment_attempt", 50.0)
+    add(T0 + 200 * 60_000, "m-gap", "u-gap", "payment_attempt", 70.0)
+    # a hot merchant: hundreds of distinct users over three hours (stale distinct values are swept)
+    for i in range(1500):
+        kind = rng.choices(["page_view", "payment_attempt", "login"], [6, 3, 1])[0]
+        amount = round(rng.lognormvariate(3, 1.2), 2) if kind == "payment_attempt" and rng.random() < 0.95 else None
+        add(T0 + rng.randrange(180 * 60_000), "m-hot", f"u{rng.randrange(400)}", kind, amount,
+            place=rng.random() < 0.9)
+    return events
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory) -> list[dict]:
+    events = edge_traffic()
+    folder = tmp_path_factory.mktemp("hour-features")
+    with open(folder / "events.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        for e in sorted(events, key=lambda e: e["event_ms"]):
+            writer.writerow(["" if e[c] is None else e[c] for c in COLUMNS])
+    t_env = stream_table_environment(FlinkSettings(state_backend="hashmap", max_restarts=0), "hour-features-test")
+    t_env.execute_sql(f"""
+        CREATE TABLE events_csv (
+          event_id STRING, event_ms BIGINT, tenant_id STRING, merchant_id STRING, user_id STRING,
+          device_id STRING, card_fingerprint STRING, ip STRING, country STRING, event_type STRING,
+          amount_usd DOUBLE, latitude DOUBLE, longitude DOUBLE,
+          event_time AS CAST(TO_TIMESTAMP_LTZ(event_ms, 3) AS TIMESTAMP(3)),
+          WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
+        ) WITH ('connector' = 'filesystem', 'path' = '{folder / "events.csv"}', 'format' = 'csv',
+                'csv.null-literal' = '')""")
+    t_env.execute_sql("CREATE TEMPORARY VIEW keyed_events AS SELECT *, CAST(NULL AS STRING) AS appended_at "
+                      "FROM events_csv")
+    fraud_detection.create_feature_views(t_env)
+    rows = []
+    for entity in ("merchant", "user", "card", "device"):
+        table = t_env.sql_query(f"SELECT entity_id, event_id, {', '.join(FEATURES)} FROM features_{entity}")
+        with table.execute().collect() as results:
+            for row in results:
+                rows.append({"entity": entity, **dict(zip(["entity_id", "event_id", *FEATURES], row))})
+    return {"events": events, "rows": rows}
+
+
+def test_every_row_equals_the_batch_definition(streamed):
+    column = {"merchant": "merchant_id", "user": "user_id", "card": "card_fingerprint", "device": "device_id"}
+    compared = 0
+    for entity, key in column.items():
+        by_entity: dict[str, list[dict]] = {}
+        for e in streamed["events"]:
+            if e[key] is not None:
+                by_entity.setdefault(e[key], []).append({**e, "event_time": e["event_ms"]})
+        expected = {(entity, r["event_id"]): r for events in by_entity.values() for r in batch_features(events)}
+        got = {(entity, r["event_id"]): r for r in streamed["rows"] if r["entity"] == entity}
+        assert set(got) == set(expected), entity
+        ambiguous = set().union(*(after_peers(events) for events in by_entity.values()))
+        for k, row in got.items():
+            for name in FEATURES:
+                want, have = expected[k][name], row[name]
+                if name == "km_per_hour_since_last" and k[1] in ambiguous:
+                    continue  # its previous event is one of several peers: which one is arbitrary
+                if want is None or have is None:
+                    assert want is have, (k, name, want, have)
+                else:
+                    assert math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-9), (k, name, want, have)
+            compared += 1
+    assert compared > 3000
+
+
+def after_peers(events: list[dict]) -> set[str]:
+    """Events whose previous millisecond holds several events of the entity."""
+    times = sorted({e["event_ms"] for e in events})
+    crowded = {t for t in times if sum(1 for e in events if e["event_ms"] == t) > 1}
+    following = {times[i + 1] for i, t in enumerate(times[:-1]) if t in crowded}
+    return {e["event_id"] for e in events if e["event_ms"] in following}
+
+
+def test_the_edges_are_in_the_data(streamed):
+    """The cases this module exists for happen: the hour drops the minute 60 back, keeps 59."""
+    rows = {r["event_id"]: r for r in streamed["rows"] if r["entity"] == "user"}
+    edge = sorted((e for e in streamed["events"] if e["user_id"] == "u-edge"), key=lambda e: e["event_ms"])
+    at_60 = next(e for e in edge if e["event_ms"] == T0 + 60 * 60_000)
+    at_59_end = next(e for e in edge if e["event_ms"] == T0 + 59 * 60_000 + 59_999)
+    assert rows[at_60["event_id"]]["payments_1h"] == 5    # minute 0 left the hour: 1, 59 (x2), 60
+    assert rows[at_59_end["event_id"]]["payments_1h"] == 6  # minutes 0, 1, 59 (x2 each)
+    gap = sorted((e for e in streamed["events"] if e["user_id"] == "u-gap"), key=lambda e: e["event_ms"])
+    assert rows[gap[1]["event_id"]]["payments_1h"] == 1 and rows[gap[1]["event_id"]]["seconds_since_last"] == 11400
+    hot = [r for r in streamed["rows"] if r["entity"] == "merchant" and r["entity_id"] == "m-hot"]
+    assert max(r["distinct_users_1h"] for r in hot) > 200
