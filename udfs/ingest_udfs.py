@@ -8,11 +8,18 @@ duplicate) as they are routed (it returns its input). Metrics:
   vigil_internal_errors{function}                    records a bug turned into `internal_error`
 Tenant labels are bounded per subtask (udfs/metric_labels.py). Both functions are guarded
 (udfs/guard.py): whatever a record holds, they return a row, never an exception.
+
+In thread mode a counter is a Java object: each `inc` is a call from Python into the JVM, which
+costs about as much as validating a field. `vigil_ingest_records` (one per record) is therefore
+counted in Python and added to the Java counters every `FLUSH_EVERY` records or every second
+(and when the function closes): the series lags by at most that. Rejections are rare and are
+counted at once.
 """
 
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 
 from pyflink.common import Row
 from pyflink.table import DataTypes
@@ -43,38 +50,66 @@ VERDICT_TYPE = DataTypes.ROW(
      DataTypes.FIELD("payload_size", DataTypes.BIGINT())]
     + [DataTypes.FIELD(name, dtype) for name, dtype in EVENT_FIELDS])
 _EMPTY_EVENT = [None] * len(EVENT_FIELDS)
+_EVENT_TIME = 1  # position of event_time_ms in EVENT_FIELDS (the event's event_time, in ms)
+# The decoded event's values in EVENT_FIELDS order, in one C call (decoded events hold every field
+# of the reader schema).
+_VALUES = itemgetter(*["event_time" if name == "event_time_ms" else name for name, _ in EVENT_FIELDS])
+assert EVENT_FIELDS[_EVENT_TIME][0] == "event_time_ms"
 
 
 def _row_values(event: dict) -> list:
-    values = []
-    for name, _ in EVENT_FIELDS:
-        if name == "event_time_ms":
-            value = event.get("event_time")
-            values.append(None if value is None else to_millis(value))
-        else:
-            values.append(event.get(name))
+    try:
+        values = list(_VALUES(event))
+    except KeyError:  # not shaped by the reader schema: absent fields are null
+        values = [event.get("event_time" if name == "event_time_ms" else name) for name, _ in EVENT_FIELDS]
+    event_time = values[_EVENT_TIME]
+    if event_time is not None:
+        values[_EVENT_TIME] = to_millis(event_time)
     return values
 
 
 class _TenantCounters:
-    """Counters keyed by (reason, tenant label), created on first use; None reason = all records."""
+    """Counters keyed by (reason, tenant label), created on first use; None reason = all records.
+    `inc` counts at once; `count_record` counts in Python and adds to the counters in batches."""
+
+    FLUSH_EVERY = 1000      # records
+    FLUSH_AFTER_S = 1.0
 
     def __init__(self, function_context: FunctionContext, capacity: int):
         self._group = function_context.get_metric_group()
         self._labels = BoundedLabels(capacity)
         self._counters = {}
+        self._pending: dict[str, int] = {}
+        self._pending_total = 0
+        self._flush_at = time.monotonic() + self.FLUSH_AFTER_S
 
-    def inc(self, reason: str | None, tenant: str | None) -> None:
-        key = (reason, self._labels.label(tenant))
-        counter = self._counters.get(key)
+    def _counter(self, reason: str | None, label: str):
+        counter = self._counters.get((reason, label))
         if counter is None:
             if reason is None:
-                counter = self._group.add_group("tenant", key[1]).counter("vigil_ingest_records")
+                counter = self._group.add_group("tenant", label).counter("vigil_ingest_records")
             else:
-                counter = (self._group.add_group("reason", reason).add_group("tenant", key[1])
+                counter = (self._group.add_group("reason", reason).add_group("tenant", label)
                            .counter("vigil_ingest_rejected"))
-            self._counters[key] = counter
-        counter.inc()
+            self._counters[(reason, label)] = counter
+        return counter
+
+    def inc(self, reason: str | None, tenant: str | None) -> None:
+        self._counter(reason, self._labels.label(tenant)).inc()
+
+    def count_record(self, tenant: str | None) -> None:
+        label = self._labels.label(tenant)
+        self._pending[label] = self._pending.get(label, 0) + 1
+        self._pending_total += 1
+        if self._pending_total >= self.FLUSH_EVERY or time.monotonic() >= self._flush_at:
+            self.flush()
+
+    def flush(self) -> None:
+        for label, count in self._pending.items():
+            self._counter(None, label).inc(count)
+        self._pending.clear()
+        self._pending_total = 0
+        self._flush_at = time.monotonic() + self.FLUSH_AFTER_S
 
 
 class ValidateEvent(ScalarFunction):
@@ -110,16 +145,19 @@ class ValidateEvent(ScalarFunction):
         event = verdict.event
         tenant = event.get("tenant_id") if event and verdict.reason != "invalid_identifier" else None
         values = _row_values(event) if event else _EMPTY_EVENT
-        self._counters.inc(None, tenant)
+        self._counters.count_record(tenant)
         if verdict.reason is not None:
             self._counters.inc(verdict.reason, tenant)
         return Row(verdict.reason, verdict.detail, len(payload or b""), *values)
 
     def _internal_error_row(self, payload, detail: str):
         # No event fields: whatever was decoded is suspect; the bytes are in the DLQ record.
-        self._counters.inc(None, None)
+        self._counters.count_record(None)
         self._counters.inc("internal_error", None)
         return Row("internal_error", detail, len(payload or b""), *_EMPTY_EVENT)
+
+    def close(self):
+        self._counters.flush()
 
 
 class CountRejection(ScalarFunction):

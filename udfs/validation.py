@@ -49,7 +49,16 @@ REASONS = (
 )
 
 # Identifiers: printable, no separators used in keys (':'), no whitespace or control characters.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}"
+_IDENTIFIER = re.compile(_ID)
+# All identifiers of an event at once (one regex call instead of eight): joined with a separator no
+# identifier contains, so a value holding the separator is caught by the count of separators.
+_SEPARATOR = "\x00"
+_IDENTIFIERS = re.compile(f"{_ID}(?:{_SEPARATOR}{_ID})*")
+# The IPv4 addresses ipaddress.ip_address accepts (dotted quad, ASCII digits, 0-255, no leading
+# zeros): most events carry one, and this is 6x cheaper than ipaddress; the rest go to ipaddress.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _log = logging.getLogger(__name__)
 _ID_FIELDS = ("event_id", "tenant_id", "merchant_id", "user_id", "session_id", "device_id",
               "card_fingerprint", "product_id")
@@ -106,10 +115,13 @@ def _check_fields(event: dict, key: bytes | None, now_ms: int, rules: Validation
     if missing:
         return _reject("missing_field", "required: " + ", ".join(missing), event)
 
-    for name in _ID_FIELDS:
-        value = event.get(name)
-        if value is not None and not _IDENTIFIER.fullmatch(value):
-            return _reject("invalid_identifier", f"{name}={_shown(value)} is not a valid identifier", event)
+    present = [value for value in map(event.get, _ID_FIELDS) if value is not None]
+    joined = _SEPARATOR.join(present)
+    if not (_IDENTIFIERS.fullmatch(joined) and joined.count(_SEPARATOR) == len(present) - 1):
+        for name in _ID_FIELDS:  # which one, for the detail
+            value = event.get(name)
+            if value is not None and not _IDENTIFIER.fullmatch(value):
+                return _reject("invalid_identifier", f"{name}={_shown(value)} is not a valid identifier", event)
 
     if rules.check_key:
         expected = f"{event['tenant_id']}:{event['user_id']}".encode()
@@ -161,7 +173,7 @@ def _check_place(event: dict) -> Verdict | None:
                                 and -90 <= lat <= 90 and -180 <= lon <= 180):
         return _reject("invalid_geo", f"({lat}, {lon}) is not a place on Earth", event)
     ip = event.get("ip")
-    if ip is not None:
+    if ip is not None and not _IPV4.fullmatch(ip):
         try:
             ipaddress.ip_address(ip)
         except ValueError:

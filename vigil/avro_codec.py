@@ -231,32 +231,96 @@ def compile_decoder(schema: dict) -> Callable[[bytes, int], dict]:
     """decode(data, offset) -> record, for records written with exactly this schema.
 
     Raises ValueError (or IndexError/UnicodeDecodeError) on corrupt input and on trailing bytes,
-    like fastavro; callers map both to one reason."""
+    like fastavro; callers map both to one reason.
+
+    The decoder is generated as straight-line Python source, one block per field (`decoder_source`
+    shows it): the common cases (one-byte union tags and lengths, strings, longs, doubles) are read
+    inline, the rest through the readers above. Half the cost of a loop over per-field functions:
+    the ingest job runs it on every record.
+
+    >>> decode = compile_decoder({"type": "record", "name": "R", "fields": [
+    ...     {"name": "a", "type": "long"}, {"name": "b", "type": ["null", "string"]}]})
+    >>> decode(b"\\x01\\x02\\x04hi")
+    {'a': -1, 'b': 'hi'}
+    """
+    source, names = decoder_source(schema)
+    scope = {"_read_long": _read_long, "Truncated": Truncated, "_UNPACK_DOUBLE": _UNPACK_DOUBLE,
+             "_EPOCH": _EPOCH, "timedelta": timedelta, "_slow_union": _slow_union, **names}
+    exec(compile(source, f"<avro decoder {schema.get('name')}>", "exec"), scope)  # noqa: S102 - our own source
+    return scope["decode"]
+
+
+def decoder_source(schema: dict) -> tuple[str, dict[str, Any]]:
+    """The generated decoder's source and the names it refers to (readers of the other types)."""
     if schema.get("type") != "record":
         raise Unsupported("only record schemas")
-    fields = []
-    for field in schema["fields"]:
-        avro_type = field["type"]
+    names: dict[str, Any] = {}
+    lines = ["def decode(data, pos=0):", "    n = len(data)"]
+    results = []
+    for i, field in enumerate(schema["fields"]):
+        target, avro_type = f"r{i}", field["type"]
+        results.append(f"{field['name']!r}: {target}")
         if isinstance(avro_type, list):
             if len(avro_type) != 2 or "null" not in avro_type:
                 raise Unsupported(f"union {avro_type}")
             null_index = avro_type.index("null")
-            fields.append((field["name"], null_index, _reader_for(avro_type[1 - null_index])))
+            branch_type = avro_type[1 - null_index]
+            names[f"_read{i}"] = _reader_for(branch_type)  # also raises Unsupported for other types
+            lines += [f"    tag = data[pos]",
+                      f"    if tag == {null_index * 2}:",
+                      f"        pos += 1",
+                      f"        {target} = None",
+                      f"    elif tag == {(1 - null_index) * 2}:",
+                      f"        pos += 1"]
+            lines += _inline_read(branch_type, target, f"_read{i}", "        ")
+            lines += [f"    else:  # a longer varint, or a branch out of range",
+                      f"        {target}, pos = _slow_union(data, pos, {null_index}, _read{i}, {field['name']!r})"]
         else:
-            fields.append((field["name"], -1, _reader_for(avro_type)))
+            names[f"_read{i}"] = _reader_for(avro_type)
+            lines += _inline_read(avro_type, target, f"_read{i}", "    ")
+    lines += ["    if pos != n:",
+              "        raise ValueError(f\"{n - pos} trailing bytes after the record\")",
+              "    return {" + ", ".join(results) + "}"]
+    return "\n".join(lines) + "\n", names
 
-    def decode(data: bytes, pos: int = 0) -> dict:
-        record = {}
-        for name, null_index, read in fields:
-            if null_index >= 0:
-                branch, pos = _read_long(data, pos)
-                if branch == null_index:
-                    record[name] = None
-                    continue
-                if branch != 1 - null_index:
-                    raise ValueError(f"union branch {branch} out of range for {name}")
-            record[name], pos = read(data, pos)
-        if pos != len(data):
-            raise ValueError(f"{len(data) - pos} trailing bytes after the record")
-        return record
-    return decode
+
+def _inline_read(avro_type: Any, target: str, reader: str, indent: str) -> list[str]:
+    """Lines that read one value of `avro_type` at `pos` into `target` and advance `pos`."""
+    plain = avro_type.get("type") if isinstance(avro_type, dict) and "logicalType" not in avro_type else avro_type
+    varint = [f"{target} = data[pos]",
+              f"if {target} < 0x80:",
+              f"    pos += 1",
+              f"    {target} = ({target} >> 1) ^ -({target} & 1)",
+              f"else:",
+              f"    {target}, pos = _read_long(data, pos)"]
+    if plain in ("long", "int"):
+        lines = varint
+    elif plain == "string":
+        lines = [line.replace(target, "size") for line in varint] + [
+            "end = pos + size",
+            "if size < 0 or end > n:",
+            "    raise Truncated(f\"length {size} runs past the end of the record\")",
+            f"{target} = data[pos:end].decode()",
+            "pos = end"]
+    elif plain == "double":
+        lines = ["if pos + 8 > n:",
+                 "    raise Truncated(\"double runs past the end of the record\")",
+                 f"{target} = _UNPACK_DOUBLE(data, pos)[0]",
+                 "pos += 8"]
+    elif isinstance(avro_type, dict) and avro_type.get("logicalType") == "timestamp-millis" and avro_type["type"] == "long":
+        lines = varint + ["try:",
+                          f"    {target} = _EPOCH + timedelta(milliseconds={target})",
+                          "except OverflowError:  # beyond year 9999 or before year 1: validation judges the number",
+                          "    pass"]
+    else:
+        lines = [f"{target}, pos = {reader}(data, pos)"]
+    return [indent + line for line in lines]
+
+
+def _slow_union(data: bytes, pos: int, null_index: int, read, name: str):
+    branch, pos = _read_long(data, pos)
+    if branch == null_index:
+        return None, pos
+    if branch != 1 - null_index:
+        raise ValueError(f"union branch {branch} out of range for {name}")
+    return read(data, pos)
