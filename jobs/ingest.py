@@ -142,10 +142,21 @@ def build_pipeline(t_env, config: IngestConfig):
     return statement_set
 
 
+# Runtime settings of this job (docs/adr/0007-ingest-throughput.md has the measurements):
+RUNTIME = {
+    # Rows are handed between chained operators without a defensive copy: every operator of this
+    # plan is Flink SQL's own or a Python scalar function, none keeps a reference to its input.
+    "pipeline.object-reuse": "true",
+    # Nearly every de-duplication lookup is for a key that is not there (a first copy): a bloom
+    # filter answers it without reading the SST files of the whole horizon.
+    "state.backend.rocksdb.use-bloom-filter": "true",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     config = IngestConfig.from_args(argv)
     t_env = table_environment(config.flink, JOB_NAME,
-                              {"table.exec.state.ttl": config.dedup_ttl, **uid_settings(JOB_NAME)})
+                              {"table.exec.state.ttl": config.dedup_ttl, **RUNTIME, **uid_settings(JOB_NAME)})
     create_kafka_tables(t_env, config)
     execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)
 

@@ -29,7 +29,9 @@ CREATE TABLE raw_events (
 );
 
 -- clean_events: accepted, de-duplicated events; key tenant_id:user_id keeps per-user order.
--- Exactly-once: Kafka transactions committed on checkpoint completion.
+-- Exactly-once: Kafka transactions committed on checkpoint completion. The producer batches up
+-- to 20 ms / 256 KB per partition (fewer, larger requests for the broker); a checkpoint flushes
+-- it anyway, so this adds nothing to the time until a read_committed consumer sees a record.
 -- Value: Flink's avro-confluent format. Its Avro schema is derived from these columns and
 -- registered under '${clean_topic}-value' on first write; adding a nullable column registers a
 -- new, backward-compatible version. Downstream jobs read it with the same format.
@@ -63,6 +65,8 @@ CREATE TABLE clean_events (
   'topic' = '${clean_topic}',
   'properties.bootstrap.servers' = '${bootstrap}',
   'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'properties.linger.ms' = '20',
+  'properties.batch.size' = '262144',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${transactional_id_prefix}-clean',
   'key.format' = 'raw',
