@@ -15,10 +15,45 @@ from vigil.procs import descendants
 
 
 def tree_rss_bytes(pid: int) -> int:
-    total = 0
-    for current in [pid, *descendants(pid)]:
+    return rss_bytes({pid, *descendants(pid)})
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def component_processes(components: dict[str, list[int]]) -> dict[str, set[int]]:
+    """Each component's processes: its own pids and their descendants, but not the processes of
+    another component (a benchmark that starts the cluster has the TaskManagers as children: they
+    count as the TaskManager's, not twice).
+
+    >>> component_processes({"me": [os.getpid()], "gone": [2**22 + 1]})["gone"]
+    {4194305}
+    """
+    roots = {pid for pids in components.values() for pid in pids if pid}
+    trees = {}
+    for name, pids in components.items():
+        tree, stack = {pid for pid in pids if pid}, [pid for pid in pids if pid]
+        while stack:
+            for child in _children(stack.pop()):
+                if child not in roots and child not in tree:
+                    tree.add(child)
+                    stack.append(child)
+        trees[name] = tree
+    return trees
+
+
+def rss_bytes(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
@@ -27,7 +62,8 @@ def tree_rss_bytes(pid: int) -> int:
 
 
 class PeakMemory:
-    """`with PeakMemory({"kafka": pid, ...}) as m: ...` then `m.peaks`, `m.peak_total`."""
+    """`with PeakMemory({"kafka": pids_function, ...}) as m: ...` then `m.peaks`, `m.peak_total`.
+    A component is its processes and their children, less other components (component_processes)."""
 
     def __init__(self, components: dict[str, callable], interval_s: float = 0.5):
         self.components = components  # name -> function returning the current pids
@@ -40,8 +76,9 @@ class PeakMemory:
     def _run(self) -> None:
         while not self._stop.is_set():
             total = 0
-            for name, pids in self.components.items():
-                rss = sum(tree_rss_bytes(pid) for pid in pids() if pid)
+            trees = component_processes({name: pids() for name, pids in self.components.items()})
+            for name, tree in trees.items():
+                rss = rss_bytes(tree)
                 self.peaks[name] = max(self.peaks[name], rss)
                 total += rss
             self.peak_total = max(self.peak_total, total)
