@@ -1,112 +1,97 @@
-"""Benchmark: speed of the fraud job on this machine (local MiniCluster, one slot).
+"""Benchmark: the fraud job at a live rate, with event time advancing at wall-clock pace.
 
-1. Backlog: the job (bounded) over --events generated events already in events.clean: wall time,
-   and the sustained rate between its first and last decision (start-up excluded). While it runs,
-   thread dumps of its JVM every 0.5 s show where time goes (share of samples in which each task
-   thread was running; in thread mode Python runs inside its operator's task thread).
-2. Live: the job running, events copied into a fresh events.clean at --rate events/s for
-   --seconds (event time advancing at the same pace, so watermarks behave as in production);
-   latency from the broker's append time of each event to:
-   - the low-latency decision (fraud.decisions, at-least-once): decided, and visible to a consumer;
-   - the exactly-once score (fraud.scores, read_committed): visible to a consumer.
+For each variant (scorer river|jvm, parallelism 1|2), in one run:
+1. a fresh set of topics and the job started (MiniCluster in its own process, or the local
+   standalone cluster with one TaskManager per unit of parallelism: --deploy cluster);
+2. prefill: --prefill-minutes of traffic written as fast as the broker takes it, with event times
+   ending now, so the job's windows hold that much history; the job catches up (lag 0) first;
+3. live: --minutes of the generator's default mix written to events.clean at --rate events/s,
+   each event when the wall clock reaches its event time (bench/live_traffic.py);
+4. every --sample-s: events consumed (the job's committed offsets), lag, CPU seconds and RSS of
+   each process (job, broker, replayer); latency of every low-latency decision (fraud.decisions)
+   and every exactly-once score (fraud.scores, read_committed), from the broker's append time of
+   the event in events.clean.
+It prints a table per variant, the per-minute rates, and writes a PNG chart (rate and latency
+percentiles over time) next to the --out text file.
 
-    .venv/bin/python bench/fraud_throughput.py [--events 100000] [--rate 1000] [--seconds 60]
-                                               [--state-backend rocksdb] [--skip-live]
+    .venv/bin/python bench/fraud_throughput.py --rate 10000 --minutes 10 --prefill-minutes 60 \\
+        --variants river:1,jvm:1,river:2 [--deploy cluster] [--state-backend rocksdb]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
-import re
+import json
+import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fraud_setup import prepare  # noqa: E402
+from bench.fraud_setup import start_services  # noqa: E402
+from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
+from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
 from jobs import fraud_detection  # noqa: E402
 from udfs import fraud_rules  # noqa: E402
-from vigil import kafka_io, procs, topics  # noqa: E402
-from vigil.paths import PROJECT_ROOT  # noqa: E402
-from vigil.registry.catalog import read_values, value_decoder  # noqa: E402
+from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
+from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
+from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder  # noqa: E402
 from vigil.rules_cli import publish  # noqa: E402
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-def percentiles(values: list[float]) -> str:
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def spread(values: list[float]) -> str:
     if not values:
         return "no samples"
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return f"p50 {pick(0.5):,.0f} / p95 {pick(0.95):,.0f} / p99 {pick(0.99):,.0f} ms (n={len(ordered):,})"
+    p = [percentile(values, q) for q in (0.5, 0.95, 0.99)]
+    return f"p50 {p[0]:,.0f} / p95 {p[1]:,.0f} / p99 {p[2]:,.0f} ms (n={len(values):,})"
 
 
 def epoch_ms(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-class ThreadSampler:
-    """jstack of the job's JVM every `interval_s`: how often each task thread was RUNNABLE."""
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields_[11]) + int(fields_[12])  # utime, stime
+        except (OSError, IndexError):
+            continue
+    return total / CLOCK_TICKS
 
-    TASK = re.compile(r'^"(.+?) \(\d+/\d+\)#\d+"')
 
-    def __init__(self, root_pid: int, interval_s: float = 0.5):
-        self.root_pid, self.interval_s = root_pid, interval_s
-        self.samples, self.running = 0, Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _jvm(self) -> int | None:
-        for pid in procs.descendants(self.root_pid):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
-                    return pid
-            except OSError:
-                continue
-        return None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            jvm = self._jvm()
-            if jvm is None:
-                continue
-            dump = subprocess.run(["jstack", str(jvm)], capture_output=True, text=True).stdout
-            self.samples += 1
-            name = None
-            for line in dump.splitlines():
-                match = self.TASK.match(line)
-                if match:
-                    name = match.group(1)
-                elif name and "java.lang.Thread.State: RUNNABLE" in line:
-                    self.running[name] += 1
-                    name = None
-                elif not line.strip():
-                    name = None
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def report(self, top: int = 8) -> list[str]:
-        lines = []
-        for name, count in self.running.most_common(top):
-            short = name if len(name) < 110 else name[:107] + "..."
-            lines.append(f"  {count / max(1, self.samples):>5.0%}  {short}")
-        return lines
+def peak_rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
 
 
 class Collector:
-    """Reads a topic from the beginning in a thread; keeps (receive ms, value) of every record."""
+    """Reads a topic in a thread; keeps (receive ms, value) of every record."""
 
     def __init__(self, bootstrap: str, registry: str, topic: str, committed: bool):
         from confluent_kafka import Consumer
@@ -123,9 +108,9 @@ class Collector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            message = self.consumer.poll(0.05)
-            if message is not None and not message.error():
-                self.records.append((int(time.time() * 1000), self.decode(message.value())))
+            for message in self.consumer.consume(1000, 0.05):
+                if not message.error():
+                    self.records.append((int(time.time() * 1000), self.decode(message.value())))
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,121 +118,298 @@ class Collector:
         self.consumer.close()
 
 
-def events_in_time_order(bootstrap: str, registry: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every committed record of `topic`, in event-time order: a consumer returns
-    partitions in bursts, and copying them so would skew the partitions' event times apart and
-    hold the job's watermark (the minimum over partitions) back."""
-    decode = value_decoder(registry)
-    records = [(decode(m.value())["event_time"], m.key(), m.value()) for m in kafka_io.read(bootstrap, topic)]
-    records.sort(key=lambda record: record[0])
-    return [(key, value) for _, key, value in records]
+class GroupProgress:
+    """Events the job has consumed (its consumer group's committed offsets) and the topic's end."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str):
+        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka.admin import AdminClient
+        self.topic, self.group = topic, group
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                                  "isolation.level": "read_committed"})
+        partitions = self.admin.list_topics(topic, timeout=10).topics[topic].partitions
+        self.partitions = [TopicPartition(topic, p) for p in partitions]
+        self.committed: dict[int, int] = {}   # newest committed offset seen per partition
+
+    def consumed_and_end(self) -> tuple[int, int]:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        future = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.group, self.partitions)])
+        for tp in future[self.group].result(timeout=10).topic_partitions:
+            if tp.offset >= 0:  # a partition without a commit yet answers a negative sentinel
+                self.committed[tp.partition] = max(tp.offset, self.committed.get(tp.partition, 0))
+        consumed = sum(self.committed.values())
+        end = sum(self.consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self.partitions)
+        return consumed, end
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
-def copy_paced(bootstrap: str, records: list[tuple[bytes, bytes]], target: str, rate: float, seconds: float) -> int:
-    """Write `records` to `target` at `rate` per second for at most `seconds`."""
-    from confluent_kafka import Producer
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
-                         "enable.idempotence": True, "acks": "all"})
-    sent, start = 0, time.monotonic()
-    for key, value in records:
-        due = start + sent / rate
-        now = time.monotonic()
-        if now - start >= seconds:
-            break
-        if due > now:
-            producer.poll(0)
-            time.sleep(due - now)
-        producer.produce(target, key=key, value=value)
-        sent += 1
-        if sent % 500 == 0:
-            producer.poll(0)
-    producer.flush(30)
-    return sent
+@dataclass
+class Variant:
+    scorer: str
+    parallelism: int
+    state_backend: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.scorer} p{self.parallelism} {self.state_backend}"
+
+    @staticmethod
+    def parse(spec: str, default_backend: str) -> "Variant":
+        """scorer:parallelism[:backend], e.g. river:2 or jvm:1:rocksdb"""
+        parts = spec.split(":")
+        return Variant(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else default_backend)
 
 
-def backlog(prepared, args) -> None:
-    names = prepared.names
-    snapshots = tempfile.mkdtemp(prefix="bench-models-")
-    cmd = fraud_detection.command(names, "--bounded", "--labels-idle-timeout", "30 s", "--model-snapshot-dir",
-                                  snapshots, "--state-backend", args.state_backend)
-    started = time.monotonic()
-    job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with ThreadSampler(job.pid) as sampler:
-        output, _ = job.communicate(timeout=7200)
-    wall = time.monotonic() - started
-    if job.returncode != 0:
-        raise SystemExit(f"fraud job failed:\n{output[-3000:]}")
-    scores = read_values(prepared.bootstrap, prepared.registry, names["scores"])
-    decisions = read_values(prepared.bootstrap, prepared.registry, names["decisions"])
-    first = min(epoch_ms(d["decided_at"]) for d in decisions + scores)
-    last = max(epoch_ms(s["decided_at"]) for s in scores)
-    span = max(0.001, (last - first) / 1000)
-    print(f"backlog ({args.state_backend} state, one slot): {prepared.events:,} events in {wall:.1f} s wall "
-          f"({prepared.events / wall:,.0f} events/s, start-up included); first to last decision {span:.1f} s "
-          f"-> {prepared.events / span:,.0f} events/s sustained; {len(scores):,} payments scored, "
-          f"{len(decisions):,} fast decisions")
-    print(f"where time goes (share of {sampler.samples} thread dumps in which a task thread was running):")
-    print("\n".join(sampler.report()))
+@dataclass
+class Outcome:
+    variant: Variant
+    samples: list[dict] = field(default_factory=list)   # t_s, consumed, end, cpu per process
+    fast_ms: list[tuple[float, float]] = field(default_factory=list)     # (t_s, decision latency)
+    exact_ms: list[tuple[float, float]] = field(default_factory=list)    # (t_s, visible latency)
+    rss_mib: dict = field(default_factory=dict)
+    profile: list[str] = field(default_factory=list)
+    sent: int = 0
+    live_s: float = 0.0
+    prefill: str = ""
 
 
-def live(prepared, args) -> None:
-    bootstrap, registry = prepared.bootstrap, prepared.registry
-    names = topics.create_fraud_topics(bootstrap, f"live-{uuid.uuid4().hex[:6]}")
-    publish(bootstrap, names["rules"], fraud_rules.default_message(prepared.start_ms - 24 * 3600_000))
-    snapshots = tempfile.mkdtemp(prefix="bench-models-")
-    log = open(Path(snapshots) / "job.log", "w")
-    cmd = fraud_detection.command(names, "--model-snapshot-dir", snapshots, "--state-backend", args.state_backend)
-    job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    fast = Collector(bootstrap, registry, names["decisions"], committed=False)
-    exact = Collector(bootstrap, registry, names["scores"], committed=True)
-    records = events_in_time_order(bootstrap, registry, prepared.names["clean"])
+class RunningJob:
+    """The fraud job of one variant, in a MiniCluster process or on the local cluster."""
+
+    def __init__(self, names: dict, variant: Variant, args):
+        self.deploy = args.deploy
+        snapshots = tempfile.mkdtemp(prefix="bench-models-")
+        self.flags = [*fraud_detection.command(names)[3:], "--model-snapshot-dir", snapshots,
+                      "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
+                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms)]
+        self.log_path = Path(snapshots) / "job.log"
+        if self.deploy == "cluster":
+            flink_cluster.stop(log=lambda *_: None)
+            flink_cluster.start(taskmanagers=variant.parallelism, log=lambda *_: None)
+            self.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "fraud_detection.py", self.flags)
+            self.process = None
+        else:
+            log = open(self.log_path, "w")
+            self.process = subprocess.Popen([sys.executable, "-m", "jobs.fraud_detection", *self.flags],
+                                            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def pids(self) -> list[int]:
+        if self.process is not None:
+            return [self.process.pid, *procs.descendants(self.process.pid)]
+        jm = procs.read_pid(flink_cluster.home() / "pid" / "jobmanager.pid")
+        tms = flink_cluster.taskmanager_pids()
+        return [p for root in [jm, *tms] if root for p in [root, *procs.descendants(root)]]
+
+    def jvm(self) -> int | None:
+        """The JVM running the job's tasks (with --deploy cluster: the first TaskManager)."""
+        if self.process is not None:
+            return jvm_of(self.process.pid)
+        tms = flink_cluster.taskmanager_pids()
+        return jvm_of(tms[0]) if tms else None
+
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        return flink_cluster.job(self.job_id)["state"] == "RUNNING"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            procs.kill_tree(self.process.pid)
+            self.process.wait(timeout=30)
+        else:
+            flink_cluster.cancel(self.job_id)
+            flink_cluster.stop(log=lambda *_: None)
+
+
+def run_variant(variant: Variant, files: list[Path], bootstrap: str, registry: str, args) -> Outcome:
+    outcome = Outcome(variant)
+    names = topics.create_fraud_topics(bootstrap, f"speed-{uuid.uuid4().hex[:6]}")
+    schema_id = RegistrySchemaCatalog(registry).register(f"{names['clean']}-value", CLEAN_SCHEMA)
+    publish(bootstrap, names["rules"], fraud_rules.default_message(int(time.time() * 1000) - 7 * 24 * 3600_000))
+    job = RunningJob(names, variant, args)
+    progress = GroupProgress(bootstrap, names["clean"], names["prefix"])
+    broker_pid = kafka_broker.pid()
+    prefill_ms = int(args.prefill_minutes * 60_000)
     try:
-        warmup = int(args.rate * 5)  # until the job decides these, it is still starting
-        copy_paced(bootstrap, records[:warmup], names["clean"], args.rate, warmup / args.rate)
-        procs.wait_until(lambda: len(fast.records) > 0, timeout=300, what="the job's first decisions")
-        measured_from = int(time.time() * 1000)
-        sent = copy_paced(bootstrap, records[warmup:], names["clean"], args.rate, args.seconds)
-        sent_until = time.time()
+        records = read_records(files)
+        started = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        sent, next_offset = replay(bootstrap, names["clean"], records, schema_id, 0, prefill_ms,
+                                   now_ms - prefill_ms, paced=False) if prefill_ms else (0, 0)
+        # the job caught up when its committed offsets reach the end (checkpoints commit them)
+        if sent:
+            procs.wait_until(lambda: (lambda c, e: e > 0 and c >= e)(*progress.consumed_and_end()) or not job.alive(),
+                             timeout=args.prefill_timeout_s, what="the job to catch up with the prefill",
+                             interval=2)
+        assert job.alive(), f"the job stopped during the prefill; log: {job.log_path}"
+        outcome.prefill = (f"prefill {sent:,} events ({args.prefill_minutes:g} min of event time) consumed in "
+                           f"{time.monotonic() - started:.0f} s ({sent / max(1e-9, time.monotonic() - started):,.0f}/s)")
+        print(f"  {variant.name}: {outcome.prefill}", flush=True)
+        fast = Collector(bootstrap, registry, names["decisions"], committed=False)
+        exact = Collector(bootstrap, registry, names["scores"], committed=True)
+        live_start_ms = int(time.time() * 1000) + 500
+        stop_sampling = threading.Event()
+
+        def sample() -> None:
+            while not stop_sampling.wait(args.sample_s):
+                consumed, end = progress.consumed_and_end()
+                outcome.samples.append({
+                    "t_s": time.time() - live_start_ms / 1000, "consumed": consumed, "end": end,
+                    "cpu_job": cpu_seconds(job.pids()), "cpu_broker": cpu_seconds([broker_pid] if broker_pid else []),
+                    "cpu_replayer": sum(os.times()[:2])})
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        live_ms = int(args.minutes * 60_000)
+        stacks = StackSampler(job.jvm()) if args.profile and job.jvm() else None
+        with stacks or contextlib.nullcontext():
+            outcome.sent, _ = replay(bootstrap, names["clean"], records, schema_id, next_offset or prefill_ms,
+                                     (next_offset or prefill_ms) + live_ms, live_start_ms, paced=True)
+        outcome.profile = stacks.report() if stacks else []
+        outcome.live_s = time.time() - live_start_ms / 1000
         time.sleep(args.drain_s)
-        assert job.poll() is None, f"the job stopped; log in {log.name}"
-    finally:
-        procs.kill_tree(job.pid)
-        job.wait(timeout=30)
+        stop_sampling.set()
+        sampler.join(timeout=30)
         fast.stop()
         exact.stop()
-    decided = [(seen, d) for seen, d in fast.records if epoch_ms(d["appended_at"]) >= measured_from]
-    visible_fast = [seen - epoch_ms(d["appended_at"]) for seen, d in decided]
-    scored = [(seen, epoch_ms(s["decided_at"]) - s["detection_latency_ms"], s) for seen, s in exact.records]
-    scored = [(seen, appended, s) for seen, appended, s in scored if appended >= measured_from]
-    print(f"live: {sent:,} events copied at {args.rate:,.0f}/s for {args.seconds:.0f} s "
-          f"({sent / max(1e-9, sent_until - measured_from / 1000):,.0f}/s achieved), state {args.state_backend}")
-    print(f"  low-latency path  decided  {percentiles([d['decision_latency_ms'] for _, d in decided])}")
-    print(f"  low-latency path  visible  {percentiles(visible_fast)}")
-    print(f"  exactly-once path decided  {percentiles([s['detection_latency_ms'] for _, _, s in scored])}")
-    print(f"  exactly-once path visible  {percentiles([seen - appended for seen, appended, _ in scored])}")
-    behind = [seen - appended for seen, appended, _ in scored if seen / 1000 > sent_until]
-    print(f"  scores seen after the copy ended: {len(behind):,} of {len(scored):,} "
-          f"(a job that keeps up has only the last seconds there)")
+        assert job.alive(), f"the job stopped during the live phase; log: {job.log_path}"
+        outcome.rss_mib = {"job": peak_rss_mib(job.pids()),
+                           "broker": peak_rss_mib([broker_pid]) if broker_pid else 0.0,
+                           "replayer": peak_rss_mib([os.getpid()])}
+    finally:
+        job.stop()
+        progress.close()
+    for seen, d in fast.records:
+        appended = epoch_ms(d["appended_at"])
+        if appended >= live_start_ms:
+            outcome.fast_ms.append(((appended - live_start_ms) / 1000, d["decision_latency_ms"]))
+    for seen, s in exact.records:
+        appended = epoch_ms(s["decided_at"]) - s["detection_latency_ms"]
+        if appended >= live_start_ms:
+            outcome.exact_ms.append(((appended - live_start_ms) / 1000, seen - appended))
+    return outcome
+
+
+def per_minute(outcome: Outcome) -> list[tuple[int, float]]:
+    """(minute, events/s consumed in it) from the samples."""
+    rates, samples = [], outcome.samples
+    minute = 0
+    while True:
+        window = [s for s in samples if minute * 60 <= s["t_s"] < (minute + 1) * 60]
+        if len(window) < 2:
+            return rates
+        rates.append((minute, (window[-1]["consumed"] - window[0]["consumed"]) / (window[-1]["t_s"] - window[0]["t_s"])))
+        minute += 1
+
+
+def report(outcome: Outcome, args) -> list[str]:
+    v, s = outcome.variant, outcome.samples
+    live = [x for x in s if 0 <= x["t_s"] <= outcome.live_s]
+    lines = [f"{v.name}: {outcome.sent:,} events at {args.rate:,.0f}/s for {outcome.live_s:.0f} s "
+             f"({outcome.sent / max(1e-9, outcome.live_s):,.0f}/s written); {outcome.prefill}"]
+    if len(live) >= 2:
+        consumed = live[-1]["consumed"] - live[0]["consumed"]
+        span = live[-1]["t_s"] - live[0]["t_s"]
+        cpu = {k: live[-1][k] - live[0][k] for k in ("cpu_job", "cpu_broker", "cpu_replayer")}
+        lines.append(f"  consumed {consumed / span:,.0f} events/s over the live phase; lag at the end "
+                     f"{s[-1]['end'] - s[-1]['consumed']:,} events (after {args.drain_s:.0f} s of drain)")
+        lines.append("  CPU s per 1,000 events: " + ", ".join(
+            f"{k[4:]} {1000 * c / max(1, consumed):.3f}" for k, c in cpu.items())
+            + f" (job {cpu['cpu_job'] / span:.2f} cores)")
+    rates = per_minute(outcome)
+    if rates:
+        lines.append("  events/s per minute: " + ", ".join(f"{r:,.0f}" for _, r in rates)
+                     + (f"; last/first {rates[-1][1] / max(1e-9, rates[0][1]):.2f}" if len(rates) > 1 else ""))
+    lines.append(f"  low-latency decision   {spread([ms for _, ms in outcome.fast_ms])}")
+    lines.append(f"  exactly-once visible   {spread([ms for _, ms in outcome.exact_ms])}")
+    lines.append("  peak RSS MiB: " + ", ".join(f"{k} {m:,.0f}" for k, m in outcome.rss_mib.items()))
+    return lines + ["  " + line for line in outcome.profile]
+
+
+def chart(outcomes: list[Outcome], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rate_ax, fast_ax, exact_ax) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    for color, o in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], outcomes):
+        s = o.samples
+        t = [(a["t_s"] + b["t_s"]) / 2 for a, b in zip(s, s[1:])]
+        r = [(b["consumed"] - a["consumed"]) / max(1e-9, b["t_s"] - a["t_s"]) for a, b in zip(s, s[1:])]
+        rate_ax.plot(t, r, color=color, label=o.variant.name)
+        for ax, series in ((fast_ax, o.fast_ms), (exact_ax, o.exact_ms)):
+            buckets: dict[int, list[float]] = {}
+            for at, ms in series:
+                buckets.setdefault(int(at // 10), []).append(ms)
+            xs = sorted(buckets)
+            for q, style in ((0.5, "-"), (0.99, "--")):
+                ax.plot([x * 10 + 5 for x in xs], [percentile(buckets[x], q) for x in xs], style, color=color,
+                        label=f"{o.variant.name} p{int(q * 100)}")
+    rate_ax.set_ylabel("events/s consumed")
+    fast_ax.set_ylabel("low-latency decision ms")
+    exact_ax.set_ylabel("exactly-once visible ms")
+    exact_ax.set_xlabel("seconds of the live phase")
+    for ax in (rate_ax, fast_ax, exact_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--rate", type=float, default=1000.0, help="live phase: events per second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="live phase: duration")
-    parser.add_argument("--drain-s", type=float, default=20.0, help="live phase: wait for the last outputs")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=10_000.0, help="events per second (live phase)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="live phase duration")
+    parser.add_argument("--prefill-minutes", type=float, default=60.0, help="history written before the live phase")
+    parser.add_argument("--prefill-timeout-s", type=float, default=7200.0)
+    parser.add_argument("--variants", default="river:1,jvm:1,river:2",
+                        help="scorer:parallelism[:state backend], comma separated")
+    parser.add_argument("--deploy", choices=["minicluster", "cluster"], default="minicluster")
     parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default="hashmap")
-    parser.add_argument("--skip-live", action="store_true")
-    parser.add_argument("--skip-backlog", action="store_true")
+    parser.add_argument("--checkpoint-ms", type=int, default=2000)
+    parser.add_argument("--sample-s", type=float, default=5.0)
+    parser.add_argument("--drain-s", type=float, default=15.0)
+    parser.add_argument("--profile", action="store_true", help="jstack samples of the job during the live phase")
+    parser.add_argument("--traffic-dir", default=str(state_dir() / "bench-traffic"))
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench" / "fraud_throughput.txt"))
     args = parser.parse_args()
-    # Event time runs at the live rate, so the copied events arrive as fast as their times advance.
-    prepared = prepare(args.events, args.seed, rate=args.rate, fraud_fraction=0.02, prefix="speed")
-    print(f"prepared {args.events:,} events (ingest {prepared.ingest_s:.0f} s)", flush=True)
-    if not args.skip_backlog:
-        backlog(prepared, args)
-    if not args.skip_live:
-        live(prepared, args)
+    bootstrap, registry = start_services()
+    seconds = (args.prefill_minutes + args.minutes) * 60 + 30
+    files = traffic_files(Path(args.traffic_dir), args.rate, seconds)
+    variants = [Variant.parse(v, args.state_backend) for v in args.variants.split(",")]
+    outcomes, lines = [], [f"fraud job live: {args.rate:,.0f} events/s for {args.minutes:g} min after "
+                           f"{args.prefill_minutes:g} min of prefill; {args.deploy}, "
+                           f"checkpoints every {args.checkpoint_ms} ms, {os.cpu_count()} cores"]
+    print(lines[0], flush=True)
+    for variant in variants:
+        outcome = run_variant(variant, files, bootstrap, registry, args)
+        outcomes.append(outcome)
+        for line in report(outcome, args):
+            print(line, flush=True)
+            lines.append(line)
+    by_name = {o.variant.name: o for o in outcomes}
+
+    def live_rate(o: Outcome) -> float:
+        live = [x for x in o.samples if 0 <= x["t_s"] <= o.live_s]
+        return (live[-1]["consumed"] - live[0]["consumed"]) / max(1e-9, live[-1]["t_s"] - live[0]["t_s"])
+
+    for a, b, what in (("river p1", "jvm p1", "Python path / JVM-only path"), ("river p2", "river p1", "parallelism 2 / 1")):
+        a, b = f"{a} {args.state_backend}", f"{b} {args.state_backend}"
+        if a in by_name and b in by_name:
+            line = f"{what}: {live_rate(by_name[a]) / max(1e-9, live_rate(by_name[b])):.2f} (events/s consumed)"
+            print(line)
+            lines.append(line)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    (out.with_suffix(".json")).write_text(json.dumps(
+        [{"variant": o.variant.name, "samples": o.samples, "rss_mib": o.rss_mib} for o in outcomes]))
+    chart(outcomes, out.with_suffix(".png"))
+    print(f"written: {out}, {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def default_model_dir() -> str:
     return os.environ.get("VIGIL_MODEL_DIR", str(state_dir() / "models"))
 
 Fragment = sql_files.Fragment
+# Copies of the "*" rules, each joined by the events of one shard: more than the job's parallelism,
+# so no subtask sees all events (sql/queries/fraud_inputs.sql: default_rules).
+DEFAULT_RULE_SHARDS = 32
 ENTITIES = {"card": "card_fingerprint", "user": "user_id", "device": "device_id", "ip": "ip"}
 WINDOWS = {"1m": ("'1' MINUTE", "1 min", "velocity_1m"), "10m": ("'10' MINUTE", "10 min", "velocity_10m"),
            "1h": ("'1' HOUR", "1 h", "velocity_1h")}
@@ -73,6 +76,7 @@ class FraudConfig:
     decisions_topic: str = topics.DECISIONS
     dlq_topic: str = topics.FRAUD_DLQ
     fast_path: bool = True                # the low-latency decisions (docs/adr/0005)
+    scorer: str = "river"                 # "jvm": fixed weights in SQL, the benchmarks' baseline
     buffer_timeout_ms: int = 5
     group_id: str = "vigil-fraud"
     transactional_id_prefix: str = "vigil-fraud"
@@ -102,6 +106,8 @@ class FraudConfig:
         p.add_argument("--decisions-topic", default=d.decisions_topic)
         p.add_argument("--dlq-topic", default=d.dlq_topic, help="refused inputs and internal errors")
         p.add_argument("--no-fast-path", action="store_true", help="exactly-once outputs only")
+        p.add_argument("--scorer", choices=["river", "jvm"], default=d.scorer,
+                       help="jvm: the decision step in SQL with fixed weights, no Python (a baseline)")
         p.add_argument("--buffer-timeout-ms", type=int, default=d.buffer_timeout_ms,
                        help="network buffer flush interval (latency vs CPU)")
         p.add_argument("--group-id", default=d.group_id)
@@ -127,7 +133,7 @@ class FraudConfig:
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
             features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
-            decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path,
+            decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path, scorer=a.scorer,
             buffer_timeout_ms=a.buffer_timeout_ms, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
@@ -204,6 +210,8 @@ def create_input_views(t_env, config: FraudConfig) -> None:
     for statement in sql_files.render(
             "queries/fraud_inputs.sql", rule_fields=Fragment(rule_fields_sql()),
             rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)), clean_topic=config.clean_topic,
+            shards=Fragment("ARRAY[" + ", ".join(str(i) for i in range(DEFAULT_RULE_SHARDS)) + "]"),
+            last_shard=DEFAULT_RULE_SHARDS - 1,
             rules_topic=config.rules_topic, chargebacks_topic=config.chargebacks_topic,
             events_missing=missing_columns_sql("event_id", "event_time", "tenant_id", "user_id", "event_type"),
             labels_missing=missing_columns_sql("tenant_id", "event_id", "event_time", "label_time", "is_fraud")):
@@ -225,6 +233,7 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
     for statement in sql_files.render(
             "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(), usd_rate=usd_rate_sql(),
             haversine_km=haversine_sql("A_latitude", "A_longitude", "latitude", "longitude"),
+            default_rule_shards=DEFAULT_RULE_SHARDS,
             out_of_orderness_s=config.out_of_orderness_s):
         t_env.execute_sql(statement)
     for entity, column in ENTITIES.items():
@@ -315,6 +324,33 @@ def decision_inputs_sql() -> str:
         FROM chargeback_labels"""
 
 
+# The JVM baseline's fixed weights: a logistic score of the user's features (no learning).
+_JVM_RISK = ("1.0 / (1.0 + EXP(5.0 - 0.15 * payments_1h - 0.8 * COALESCE(amount_z_1h, 0.0)"
+             " - 0.5 * (distinct_cards_1h - 1) - 0.002 * COALESCE(km_per_hour_since_last, 0.0)))")
+
+
+def jvm_decisions_sql() -> str:
+    """The decision step without Python (--scorer jvm), in the risk scorer's output columns: a
+    fixed-weight score for every payment, and an alert per pattern hit (not merged per event).
+    It exists to measure what the River scorer costs against the same SQL (bench/fraud_throughput.py)."""
+    ms = epoch_ms_sql
+    now = ms("CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))")
+    common = (f"CAST(NULL AS DOUBLE) AS anomaly_score, CAST(NULL AS DOUBLE) AS supervised_score, "
+              f"CAST(NULL AS DOUBLE) AS shadow_score, 'jvm-fixed-weights' AS model_versions")
+    return f"""
+        SELECT 'score' AS output, SHA2(tenant_id || '|' || event_id, 256) AS alert_id, tenant_id,
+               CAST(NULL AS STRING) AS fraud_pattern, 'user' AS entity_type, entity_id, event_id,
+               {ms("event_time")} AS event_time, {_JVM_RISK} AS score, CAST(ARRAY['fixed_weights'] AS ARRAY<STRING>) AS reason_codes,
+               CAST(NULL AS STRING) AS evidence, CAST(NULL AS BIGINT) AS rules_effective_from, {common},
+               {now} - {ms("CAST(appended_at AS TIMESTAMP(3))")} AS detection_latency_ms, {now} AS decided_at
+        FROM features_user WHERE event_type = 'payment_attempt'
+        UNION ALL
+        SELECT 'alert', SHA2(tenant_id || '|' || event_id, 256), tenant_id, fraud_pattern, entity_type, entity_id,
+               event_id, {ms("event_time")}, score, ARRAY[fraud_pattern], evidence, {ms("rules_effective_from")},
+               {common}, {now} - {ms("appended_at")}, {now}
+        FROM pattern_hits"""
+
+
 def build_pipeline(t_env, config: FraudConfig):
     """Views over `clean_events`, `fraud_rules` and `chargeback_labels`; returns the statement set
     writing `fraud_alerts`, `fraud_scores` and `features_online`."""
@@ -325,11 +361,14 @@ def build_pipeline(t_env, config: FraudConfig):
     create_input_views(t_env, config)
     create_pattern_views(t_env, config)
     create_feature_views(t_env)
-    inputs = t_env.to_data_stream(t_env.sql_query(decision_inputs_sql()))
-    decisions = (inputs.key_by(lambda row: row.tenant_id, key_type=Types.STRING())
-                 .process(RiskScorer(config.models, config.label_horizon_s * 1000), output_type=OUTPUT_TYPE)
-                 .uid(f"{JOB_NAME}.risk-scorer").name("risk scorer (River models + pattern hits)"))
-    t_env.create_temporary_view("decisions", t_env.from_data_stream(decisions))
+    if config.scorer == "jvm":
+        t_env.create_temporary_view("decisions", t_env.sql_query(jvm_decisions_sql()))
+    else:
+        inputs = t_env.to_data_stream(t_env.sql_query(decision_inputs_sql()))
+        decisions = (inputs.key_by(lambda row: row.tenant_id, key_type=Types.STRING())
+                     .process(RiskScorer(config.models, config.label_horizon_s * 1000), output_type=OUTPUT_TYPE)
+                     .uid(f"{JOB_NAME}.risk-scorer").name("risk scorer (River models + pattern hits)"))
+        t_env.create_temporary_view("decisions", t_env.from_data_stream(decisions))
     columns = ", ".join(f"CAST(TO_TIMESTAMP_LTZ({name}, 3) AS TIMESTAMP(3))" if kind.startswith("TIMESTAMP")
                         else f"CAST({name} AS {kind})" for name, kind in _DECISION_TYPES.items())
     decided = f"SELECT {{key}}, {columns} FROM decisions WHERE output = '{{output}}'"

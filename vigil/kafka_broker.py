@@ -41,6 +41,11 @@ def _pid_file() -> Path:
     return _home() / "kafka.pid"
 
 
+def pid() -> int | None:
+    """The running broker's process id (from its pid file), for CPU and memory accounting."""
+    return procs.read_pid(_pid_file())
+
+
 def is_running(settings: BrokerSettings = BrokerSettings()) -> bool:
     return procs.is_alive(procs.read_pid(_pid_file())) and procs.port_open("127.0.0.1", settings.port)
 

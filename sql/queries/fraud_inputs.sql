@@ -44,6 +44,17 @@ FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY effective_fro
       FROM rule_verdicts WHERE reason IS NULL)
 WHERE row_num = 1;
 
+-- The "*" row (defaults for every tenant) once per shard '*0' .. '*${last_shard}': events join it on a
+-- shard taken from their event time (fraud_patterns.sql: default_key), so the join's state and
+-- work spread over all subtasks instead of one key that sees every event.
+CREATE TEMPORARY VIEW default_rules AS
+SELECT shard_key, ${rule_names}, effective_from
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY shard_key ORDER BY effective_from DESC) AS row_num
+      FROM (SELECT v.*, '*' || CAST(shard AS STRING) AS shard_key
+            FROM rule_verdicts AS v CROSS JOIN UNNEST(${shards}) AS s (shard)
+            WHERE reason IS NULL AND tenant_id = '*'))
+WHERE row_num = 1;
+
 -- Chargeback labels: parsed by dlq-json; refused when a field the join or the watermark needs is
 -- missing, or when the label is not 0-400 days after its payment.
 CREATE TEMPORARY VIEW label_verdicts AS

@@ -14,18 +14,43 @@
 -- disorder beyond ${out_of_orderness_s} s inside events.clean).
 
 CREATE TEMPORARY VIEW keyed_events AS
--- default_key is '*' for every row, written as an expression of tenant_id on purpose: the planner
--- cannot generate a temporal join keyed on a constant literal ("__TEMPORAL_JOIN_LEFT_KEY").
-SELECT *, CONCAT(SUBSTRING(tenant_id FROM 1 FOR 0), '*') AS default_key,
+-- default_key: the shard of the "*" rules this event reads (fraud_inputs.sql: default_rules), from
+-- the millisecond of its event time (uniform, and the same on every replay).
+SELECT *, '*' || CAST(MOD(EXTRACT(SECOND FROM event_time) * 1000 + EXTRACT(MILLISECOND FROM event_time),
+                          ${default_rule_shards}) AS STRING) AS default_key,
        CAST(amount AS DOUBLE) / ${usd_rate} AS amount_usd
 FROM clean_events;
 
+-- How many times the user had used the event's device and country so far (account takeover's
+-- "new device or country"): over every event, before any rule is needed.
+-- (Two stacked OVER aggregations over all columns trip a planner bug, "Field names must be
+-- unique" on a generated name; the explicit column lists avoid it and keep the rows small.)
+CREATE TEMPORARY VIEW device_history AS
+SELECT tenant_id, user_id, event_id, event_time, event_type, status, device_id, ip, card_fingerprint, country,
+       amount_usd, appended_at, default_key,
+       COUNT(*) OVER (PARTITION BY tenant_id, user_id, device_id ORDER BY event_time
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS device_uses
+FROM keyed_events;
+
+CREATE TEMPORARY VIEW account_history AS
+SELECT tenant_id, user_id, event_id, event_time, event_type, status, device_id, ip, card_fingerprint, country,
+       amount_usd, appended_at, default_key, device_uses,
+       COUNT(*) OVER (PARTITION BY tenant_id, user_id, country ORDER BY event_time
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS country_uses
+FROM device_history;
+
+-- The events some pattern tests against the tenant's rules: payments, logins, password changes,
+-- checkouts, refunds, chargebacks and approved payment results (about a fifth of the traffic;
+-- page views and searches never reach the rules join, which buffers every row it gets until
+-- the watermark passes it). Impossible travel joins its own candidates (ruled_travel_legs).
 CREATE TEMPORARY VIEW ruled_events AS
 SELECT e.*, ${effective_rules},
        COALESCE(t.effective_from, d.effective_from) AS rules_effective_from
-FROM keyed_events AS e
+FROM (SELECT * FROM account_history
+      WHERE event_type IN ('payment_attempt', 'login', 'password_change', 'checkout', 'refund', 'chargeback')
+         OR (event_type = 'payment_result' AND status = 'approved')) AS e
 LEFT JOIN fraud_rules FOR SYSTEM_TIME AS OF e.event_time AS t ON e.tenant_id = t.tenant_id
-LEFT JOIN fraud_rules FOR SYSTEM_TIME AS OF e.event_time AS d ON e.default_key = d.tenant_id;
+LEFT JOIN default_rules FOR SYSTEM_TIME AS OF e.event_time AS d ON e.default_key = d.shard_key;
 
 CREATE TEMPORARY VIEW payment_attempts AS
 SELECT * FROM ruled_events WHERE event_type = 'payment_attempt';
@@ -61,22 +86,6 @@ WHERE small_attempts >= min_small;
 
 -- account_takeover: a login from a device or country the user had not used, a password change,
 -- then a large checkout, within 30 minutes.
--- (Two stacked OVER aggregations over all columns trip a planner bug, "Field names must be
--- unique" on a generated name; the explicit column lists avoid it and keep the rows small.)
-CREATE TEMPORARY VIEW device_history AS
-SELECT tenant_id, user_id, event_id, event_time, event_type, device_id, country, amount_usd,
-       account_takeover_enabled, account_takeover_min_usd, rules_effective_from, appended_at,
-       COUNT(*) OVER (PARTITION BY tenant_id, user_id, device_id ORDER BY event_time
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS device_uses
-FROM ruled_events;
-
-CREATE TEMPORARY VIEW account_history AS
-SELECT tenant_id, user_id, event_id, event_time, event_type, device_id, country, amount_usd,
-       account_takeover_enabled, account_takeover_min_usd, rules_effective_from, appended_at, device_uses,
-       COUNT(*) OVER (PARTITION BY tenant_id, user_id, country ORDER BY event_time
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS country_uses
-FROM device_history;
-
 CREATE TEMPORARY VIEW alerts_account_takeover AS
 SELECT tenant_id, 'account_takeover' AS fraud_pattern, 'user' AS entity_type, user_id AS entity_id,
        event_id, event_time, 0.9 AS score,
@@ -88,7 +97,7 @@ SELECT tenant_id, 'account_takeover' AS fraud_pattern, 'user' AS entity_type, us
 -- Only the three event types the pattern names reach MATCH_RECOGNIZE: its buffer per user then
 -- holds a handful of rows, not the whole session (with RocksDB state the pattern operators that
 -- saw every event were the job's bottleneck; docs/benchmarks.md).
-FROM (SELECT * FROM account_history
+FROM (SELECT * FROM ruled_events
       WHERE account_takeover_enabled AND event_type IN ('login', 'password_change', 'checkout'))
 MATCH_RECOGNIZE (
   PARTITION BY tenant_id, user_id
@@ -109,25 +118,29 @@ MATCH_RECOGNIZE (
 
 -- impossible_travel: consecutive located events of one user implying more than max_kmh. The
 -- previous located event comes from LAG (one row of state per user) rather than a pattern.
-CREATE TEMPORARY VIEW located_events AS
-SELECT * FROM ruled_events WHERE latitude IS NOT NULL AND longitude IS NOT NULL;
-
 CREATE TEMPORARY VIEW travel_legs AS
-SELECT tenant_id, user_id, event_id, event_time, country, impossible_travel_enabled AS enabled,
-       impossible_travel_max_kmh AS max_kmh, impossible_travel_min_km AS min_km,
-       rules_effective_from, appended_at,
+SELECT tenant_id, user_id, event_id, event_time, country, appended_at, default_key,
        TIMESTAMPDIFF(SECOND, A_event_time, event_time) AS seconds, A_event_id AS from_event_id,
        A_country AS from_country, ${haversine_km} AS km
 FROM (
-  SELECT tenant_id, user_id, event_id, event_time, country, latitude, longitude,
-         impossible_travel_enabled, impossible_travel_max_kmh, impossible_travel_min_km,
-         rules_effective_from, appended_at,
+  SELECT tenant_id, user_id, event_id, event_time, country, latitude, longitude, appended_at, default_key,
          LAG(event_time) OVER w AS A_event_time, LAG(event_id) OVER w AS A_event_id,
          LAG(country) OVER w AS A_country, LAG(latitude) OVER w AS A_latitude,
          LAG(longitude) OVER w AS A_longitude
-  FROM located_events
+  FROM keyed_events
+  WHERE latitude IS NOT NULL AND longitude IS NOT NULL
   WINDOW w AS (PARTITION BY tenant_id, user_id ORDER BY event_time)
 ) AS B;
+
+-- Only legs that moved can exceed a threshold (min_km is positive: udfs/fraud_rules.py), so only
+-- they are joined to the rules.
+CREATE TEMPORARY VIEW ruled_travel_legs AS
+SELECT l.tenant_id, l.user_id, l.event_id, l.event_time, l.country, l.appended_at, l.seconds, l.from_event_id,
+       l.from_country, l.km, ${effective_rules},
+       COALESCE(t.effective_from, d.effective_from) AS rules_effective_from
+FROM (SELECT * FROM travel_legs WHERE from_event_id IS NOT NULL AND km > 0) AS l
+LEFT JOIN fraud_rules FOR SYSTEM_TIME AS OF l.event_time AS t ON l.tenant_id = t.tenant_id
+LEFT JOIN default_rules FOR SYSTEM_TIME AS OF l.event_time AS d ON l.default_key = d.shard_key;
 
 CREATE TEMPORARY VIEW alerts_impossible_travel AS
 SELECT tenant_id, 'impossible_travel' AS fraud_pattern, 'user' AS entity_type, user_id AS entity_id,
@@ -137,8 +150,9 @@ SELECT tenant_id, 'impossible_travel' AS fraud_pattern, 'user' AS entity_type, u
                    'to_country' VALUE country, 'km' VALUE ROUND(km, 1),
                    'seconds' VALUE seconds, 'kmh' VALUE ROUND(kmh, 0)) AS evidence,
        rules_effective_from, appended_at
-FROM (SELECT *, km * 3600.0 / GREATEST(seconds, 1) AS kmh FROM travel_legs WHERE from_event_id IS NOT NULL)
-WHERE enabled AND km >= min_km AND kmh > max_kmh;
+FROM (SELECT *, km * 3600.0 / GREATEST(seconds, 1) AS kmh, impossible_travel_max_kmh AS max_kmh
+      FROM ruled_travel_legs)
+WHERE impossible_travel_enabled AND km >= impossible_travel_min_km AND kmh > max_kmh;
 
 -- shared_device: one device used by many accounts of a tenant within an hour.
 CREATE TEMPORARY VIEW device_accounts AS

@@ -69,11 +69,13 @@ def runs(kafka, schema_registry, tmp_path_factory):
     write_labels(kafka, first["chargebacks"], labels)
     second = {**fraud_topics(kafka), "clean": first["clean"], "chargebacks": first["chargebacks"],
               "rules": first["rules"]}
+    jvm = {**fraud_topics(kafka), "clean": first["clean"], "chargebacks": first["chargebacks"], "rules": first["rules"]}
     outcome = {"events": events, "labels": labels}
-    for name, names in (("first", first), ("second", second)):
+    for name, names, extra in (("first", first, ()), ("second", second, ()),
+                               ("jvm", jvm, ("--scorer", "jvm", "--no-fast-path"))):
         snapshots = tmp_path_factory.mktemp(f"models-{name}")
         run_bounded_fraud_job(names, "--model-snapshot-dir", str(snapshots), "--snapshot-every", "100",
-                              "--labels-idle-timeout", "30 s")
+                              "--labels-idle-timeout", "30 s", *extra)
         outcome[name] = {"scores": read_values(kafka, schema_registry, names["scores"]),
                          "features": read_values(kafka, schema_registry, names["features"]),
                          "decisions": read_values(kafka, schema_registry, names["decisions"]),
@@ -163,3 +165,15 @@ def test_the_low_latency_path_decides_every_payment_under_the_exact_paths_alert_
         assert decision["alert_id"] == exact[decision["event_id"]]
         assert 0 <= decision["score"] <= 1 and decision["decision_latency_ms"] is not None
         assert json.loads(decision["features"])["events_1h"] >= 1
+
+
+def test_the_jvm_baseline_scores_the_same_payments_from_the_same_features(runs):
+    """--scorer jvm (the benchmarks' baseline): one score per payment, same ids, no Python."""
+    river = {s["event_id"]: s for s in runs["first"]["scores"]}
+    jvm = {s["event_id"]: s for s in runs["jvm"]["scores"]}
+    assert set(jvm) == set(river) and len(runs["jvm"]["scores"]) == len(jvm)
+    assert all(0 <= s["score"] <= 1 and s["model_versions"] == "jvm-fixed-weights" for s in jvm.values())
+    assert {s["alert_id"] for s in jvm.values()} == {s["alert_id"] for s in river.values()}
+    latest = [{(f["tenant_id"], f["entity_type"], f["entity_id"]): f for f in runs[run]["features"]}
+              for run in ("first", "jvm")]
+    assert latest[0] == latest[1] and not runs["jvm"]["decisions"]
