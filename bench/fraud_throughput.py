@@ -151,16 +151,19 @@ class Variant:
     scorer: str
     parallelism: int
     state_backend: str
+    job_flags: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.scorer} p{self.parallelism} {self.state_backend}"
+        return " ".join([f"{self.scorer} p{self.parallelism} {self.state_backend}", *self.job_flags])
 
     @staticmethod
     def parse(spec: str, default_backend: str) -> "Variant":
-        """scorer:parallelism[:backend], e.g. river:2 or jvm:1:rocksdb"""
+        """scorer:parallelism[:backend[:job flags]], e.g. river:2, jvm:1:rocksdb,
+        river:1:hashmap:--object-reuse --watermark-interval-ms 1000"""
         parts = spec.split(":")
-        return Variant(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else default_backend)
+        return Variant(parts[0], int(parts[1]), parts[2] if len(parts) > 2 and parts[2] else default_backend,
+                       tuple(parts[3].split()) if len(parts) > 3 else ())
 
 
 @dataclass
@@ -184,7 +187,8 @@ class RunningJob:
         snapshots = tempfile.mkdtemp(prefix="bench-models-")
         self.flags = [*fraud_detection.command(names)[3:], "--model-snapshot-dir", snapshots,
                       "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
-                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms)]
+                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms),
+                      *variant.job_flags]
         self.log_path = Path(snapshots) / "job.log"
         if self.deploy == "cluster":
             flink_cluster.stop(log=lambda *_: None)
@@ -299,7 +303,7 @@ def per_minute(outcome: Outcome) -> list[tuple[int, float]]:
     rates, samples = [], outcome.samples
     minute = 0
     while True:
-        window = [s for s in samples if minute * 60 <= s["t_s"] < (minute + 1) * 60]
+        window = [s for s in samples if minute * 60 <= s["t_s"] < min((minute + 1) * 60, outcome.live_s + 1)]
         if len(window) < 2:
             return rates
         rates.append((minute, (window[-1]["consumed"] - window[0]["consumed"]) / (window[-1]["t_s"] - window[0]["t_s"])))
@@ -367,7 +371,7 @@ def main() -> None:
     parser.add_argument("--prefill-minutes", type=float, default=60.0, help="history written before the live phase")
     parser.add_argument("--prefill-timeout-s", type=float, default=7200.0)
     parser.add_argument("--variants", default="river:1,jvm:1,river:2",
-                        help="scorer:parallelism[:state backend], comma separated")
+                        help="scorer:parallelism[:state backend[:job flags]], comma separated")
     parser.add_argument("--deploy", choices=["minicluster", "cluster"], default="minicluster")
     parser.add_argument("--state-backend", choices=["rocksdb", "hashmap"], default="hashmap")
     parser.add_argument("--checkpoint-ms", type=int, default=2000)

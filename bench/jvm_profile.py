@@ -21,7 +21,8 @@ OPERATOR_PACKAGES = ("org.apache.flink.table.runtime.operators.", "org.apache.fl
                      "org.apache.flink.cep.", "org.apache.flink.runtime.state.", "pemja.")
 # Runnable in the JVM's eyes, idle in fact (waiting in native I/O).
 IDLE_TOPS = ("sun.nio.ch.EPoll.wait", "sun.nio.ch.Net.poll", "sun.nio.ch.SocketDispatcher.read0",
-             "java.net.SocketInputStream.socketRead0", "sun.nio.ch.Net.accept")
+             "java.net.SocketInputStream.socketRead0", "sun.nio.ch.Net.accept", "java.lang.Thread.sleep",
+             "java.lang.ref.Reference.waitForReferencePendingList", "java.lang.Object.wait")
 
 
 def threads_of(dump: str) -> list[tuple[str, float, str, list[str]]]:
@@ -91,11 +92,11 @@ class StackSampler:
     def report(self, top: int = 12) -> list[str]:
         used = {name: ms - self.first_cpu.get(name, 0.0) for name, ms in self.last_cpu.items()}
         total = sum(v for v in used.values() if v > 0) or 1.0
-        n = max(1, self.samples)
+        n = max(1, sum(self.tops.values()))
         lines = [f"CPU of the job's JVM by thread ({total / 1000:,.1f} CPU s between {self.samples} jstack dumps):"]
         lines += [f"  {ms / total:>5.1%}  {ms / 1000:7.1f} s  {name[:110]}"
                   for name, ms in sorted(used.items(), key=lambda kv: -kv[1])[:top]]
-        lines.append("operator code on top of the running threads (share of samples):")
+        lines.append("operator code on the running threads' stacks (share of running-thread samples):")
         lines += [f"  {c / n:>5.0%}  {name}" for name, c in self.operators.most_common(top)]
         lines.append("methods on top of the running threads:")
         lines += [f"  {c / n:>5.0%}  {name}" for name, c in self.tops.most_common(top)]

@@ -78,6 +78,8 @@ class FraudConfig:
     fast_path: bool = True                # the low-latency decisions (docs/adr/0005)
     scorer: str = "river"                 # "jvm": fixed weights in SQL, the benchmarks' baseline
     buffer_timeout_ms: int = 5
+    watermark_interval_ms: int = 200      # how often sources emit watermarks (Flink's default)
+    object_reuse: bool = False
     group_id: str = "vigil-fraud"
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
@@ -110,6 +112,9 @@ class FraudConfig:
                        help="jvm: the decision step in SQL with fixed weights, no Python (a baseline)")
         p.add_argument("--buffer-timeout-ms", type=int, default=d.buffer_timeout_ms,
                        help="network buffer flush interval (latency vs CPU)")
+        p.add_argument("--watermark-interval-ms", type=int, default=d.watermark_interval_ms,
+                       help="watermark period: event-time operators work once per watermark and key")
+        p.add_argument("--object-reuse", action="store_true", help="Flink's pipeline.object-reuse")
         p.add_argument("--group-id", default=d.group_id)
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix)
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
@@ -134,7 +139,8 @@ class FraudConfig:
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
             features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
             decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path, scorer=a.scorer,
-            buffer_timeout_ms=a.buffer_timeout_ms, group_id=a.group_id,
+            buffer_timeout_ms=a.buffer_timeout_ms, watermark_interval_ms=a.watermark_interval_ms,
+            object_reuse=a.object_reuse, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
             labels_idle_timeout=a.labels_idle_timeout,
@@ -430,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
                                # Flush network buffers between operators after 5 ms, not Flink's
                                # 100 ms: each hop of the low-latency path waited up to that.
                                "execution.buffer-timeout.interval": f"{config.buffer_timeout_ms} ms",
+                               "pipeline.auto-watermark-interval": f"{config.watermark_interval_ms} ms",
+                               "pipeline.object-reuse": str(config.object_reuse).lower(),
                                **uid_settings(JOB_NAME)})
     create_kafka_tables(t_env, config)
     execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)
