@@ -234,12 +234,20 @@ def missing_columns_sql(*columns: str) -> Fragment:
         f"IF({column} IS NULL, '{column}', CAST(NULL AS STRING))" for column in columns) + ")")
 
 
+def create_event_views(t_env) -> None:
+    """keyed_events and user_activity over clean_events (sql/queries/fraud_events.sql)."""
+    t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
+    t_env.create_java_temporary_system_function("user_activity", "vigil.flink.functions.UserActivity")
+    for statement in sql_files.render("queries/fraud_events.sql", usd_rate=usd_rate_sql(),
+                                      default_rule_shards=DEFAULT_RULE_SHARDS):
+        t_env.execute_sql(statement)
+
+
 def create_pattern_views(t_env, config: FraudConfig) -> None:
     """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`."""
     for statement in sql_files.render(
-            "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(), usd_rate=usd_rate_sql(),
+            "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(),
             haversine_km=haversine_sql("A_latitude", "A_longitude", "latitude", "longitude"),
-            default_rule_shards=DEFAULT_RULE_SHARDS,
             out_of_orderness_s=config.out_of_orderness_s):
         t_env.execute_sql(statement)
     for entity, column in ENTITIES.items():
@@ -259,19 +267,28 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
 
 def create_feature_views(t_env) -> None:
     """features_<entity> for user, card, device and merchant in event time, and features_user_now
-    (users, in arrival order) for the low-latency path (sql/queries/fraud_features.sql)."""
-    t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
+    (users, in arrival order) for the low-latency path (sql/queries/fraud_features.sql). Users'
+    hour comes from user_activity (fraud_events.sql), the other entities' from hour_features."""
     haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
     t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time FROM keyed_events")
-    variants = [(entity, entity, column, "event_time", "keyed_events")
-                for entity, column in fraud_features.ENTITY_COLUMNS.items()]
-    variants.append(("user_now", "user", "user_id", "proc_time", "arriving_events"))
-    for view_name, entity, column, time_column, source_view in variants:
+    variants = [("user", "user", "user_id", Fragment("a"), "user_activity")]
+    variants += [(entity, entity, column, hour_features_over(column, "event_time"), "keyed_events")
+                 for entity, column in fraud_features.ENTITY_COLUMNS.items() if entity != "user"]
+    variants.append(("user_now", "user", "user_id", hour_features_over("user_id", "proc_time"), "arriving_events"))
+    for view_name, entity, column, hour_row, source_view in variants:
         for statement in sql_files.render(
                 "queries/fraud_features.sql", view_name=view_name, entity_type=entity,
-                entity_column=Fragment(column), time_column=Fragment(time_column),
+                entity_column=Fragment(column), hour_row=hour_row,
                 source_view=Fragment(source_view), haversine_km=haversine):
             t_env.execute_sql(statement)
+
+
+def hour_features_over(column: str, time_column: str) -> Fragment:
+    """hour_features over the events of one entity (`column`), ordered by `time_column`."""
+    return Fragment(
+        "hour_features(event_time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country, "
+        f"latitude, longitude) OVER (PARTITION BY tenant_id, {column} ORDER BY {time_column} "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
 
 
 def features_json_sql() -> str:
@@ -365,6 +382,7 @@ def build_pipeline(t_env, config: FraudConfig):
     from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer, fast_decision_udf
 
     create_input_views(t_env, config)
+    create_event_views(t_env)
     create_pattern_views(t_env, config)
     create_feature_views(t_env)
     if config.scorer == "jvm":

@@ -17,13 +17,13 @@ event (java/vigil-formats HourFeatures, ADR 0007):
 | payments_1h | payments of E in the hour |
 | amount_usd_1h | sum of the payments' amounts in USD in the hour |
 | distinct_{users,devices,cards,ips,countries}_1h | distinct non-null values among E's events in the hour |
-| seconds_since_last | whole seconds since E's previous event, the newest one before t (null for the first) |
+| seconds_since_last | whole seconds since E's previous event (null for its first) |
 | km_per_hour_since_last | great-circle km from the previous event's place / max(seconds, 1) * 3600 (null when either has no place) |
 | amount_z_1h | for a payment with an amount and >= 2 payments in the hour: (ln usd - mean ln usd) / max(std ln usd, 0.5) over the hour's payments; else null |
 
 Amounts in USD use the job's reference rates (vigil.event_model.UNITS_PER_USD); ln(usd) is
-floored at ln(0.01). Events of one entity at the same millisecond are peers: each is in the
-other's hour, and they share their previous event (of several at its millisecond, the last read).
+floored at ln(0.01). Events of one entity at the same millisecond count in the order they were
+read: the first does not see the second, and is the second's previous event.
 
 >>> e = [{"event_time": 0, "event_type": "payment_attempt", "amount_usd": 10.0, "user_id": "u1"},
 ...      {"event_time": 60_000, "event_type": "payment_attempt", "amount_usd": 20.0, "user_id": "u2"}]
@@ -59,21 +59,21 @@ def _log_usd(event: dict) -> float:
 
 def batch_features(events: list[dict]) -> list[dict]:
     """Features of one entity as of each of its events (event_time in ms, amount_usd computed),
-    in event-time order. Quadratic in the hour's events: meant for tests and audits."""
-    ordered = sorted(events, key=lambda e: e["event_time"])
+    in event-time order (events of one millisecond in the order given). Quadratic in the hour's
+    events: meant for tests and audits."""
+    ordered = sorted(events, key=lambda e: e["event_time"])  # stable: same-millisecond events as read
     rows = []
-    for event in ordered:
+    for i, event in enumerate(ordered):
         t = event["event_time"]
         first_minute = t // MINUTE_MS - HOUR_MINUTES + 1
-        window = [e for e in ordered if e["event_time"] // MINUTE_MS >= first_minute and e["event_time"] <= t]
+        window = [e for e in ordered[:i + 1] if e["event_time"] // MINUTE_MS >= first_minute]
         payments = [e for e in window if e["event_type"] == "payment_attempt"]
         row = {"event_id": event.get("event_id"), "event_time": t,
                "events_1h": len(window), "payments_1h": len(payments),
                "amount_usd_1h": sum(e.get("amount_usd") or 0.0 for e in payments)}
         for name, column in _DISTINCT.items():
             row[name] = len({e.get(column) for e in window if e.get(column) is not None})
-        earlier = [e for e in ordered if e["event_time"] < t]
-        previous = earlier[-1] if earlier else None
+        previous = ordered[i - 1] if i else None
         row["seconds_since_last"] = int((t - previous["event_time"]) / 1000) if previous else None
         located = previous and None not in (previous.get("latitude"), previous.get("longitude"),
                                             event.get("latitude"), event.get("longitude"))

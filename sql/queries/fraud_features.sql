@@ -4,12 +4,13 @@
 -- and the batch recomputation the tests compare against: udfs/fraud_features.py.
 -- Input: ${source_view}, every event of the entity.
 -- Output: one row per event: the entity's features as of that event (the event included).
--- How: hour_features (java/vigil-formats HourFeatures) in an unbounded OVER window: per-minute
--- counters and exact sums for the current minute and the 59 before it, and the minute each
--- distinct user/device/card/ip/country was last seen. Cost per event is constant and state is
--- bounded by the entity's distinct values in an hour, whatever its traffic: a 1-hour RANGE window
--- kept every row and walked them all on each timer, which a busy merchant cannot afford (ADR 0007).
--- RANGE UNBOUNDED makes events of the same millisecond peers: each sees the other.
+-- How: ${hour_row} is hour_features (java/vigil-formats HourFeatures) in an unbounded ROWS OVER
+-- window partitioned by the entity, or for users the same fields of user_activity
+-- (fraud_patterns.sql): per-minute counters and exact sums for the current minute and the 59
+-- before it, and the minute each distinct user/device/card/ip/country was last seen. Cost per event
+-- is constant and state is bounded by the entity's distinct values in an hour, whatever its
+-- traffic: a 1-hour RANGE window kept every row and walked them all on each timer, which a busy
+-- merchant cannot afford (ADR 0007).
 -- State: one accumulator per (tenant, entity), expires with table.exec.state.ttl.
 
 CREATE TEMPORARY VIEW features_${view_name} AS
@@ -34,11 +35,7 @@ FROM (
          h.prev_latitude AS prev_latitude, h.prev_longitude AS prev_longitude
   FROM (
     SELECT tenant_id, ${entity_column} AS entity_id, event_id, CAST(event_time AS TIMESTAMP(3)) AS event_time,
-           event_type, appended_at, amount_usd, latitude, longitude,
-           hour_features(event_time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country,
-                         latitude, longitude)
-             OVER (PARTITION BY tenant_id, ${entity_column} ORDER BY ${time_column}
-                   RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS h
+           event_type, appended_at, amount_usd, latitude, longitude, ${hour_row} AS h
     FROM ${source_view}
     WHERE ${entity_column} IS NOT NULL
   )

@@ -1,43 +1,23 @@
 -- Fraud patterns of jobs/fraud_detection.py, all in Flink SQL (JVM): each view emits one row per
 -- detection in the common alert shape (tenant_id, pattern, entity_type, entity_id, event_id,
--- event_time, score, evidence, rules_effective_from). Inputs: clean_events and fraud_rules
--- (sql/ddl/fraud_tables.sql); velocity views come from fraud_velocity.sql (one per entity and
--- window); the job unions them all into fraud_alerts.
+-- event_time, score, evidence, rules_effective_from). Inputs: keyed_events and user_activity
+-- (fraud_events.sql), fraud_rules and default_rules (fraud_inputs.sql); velocity views come from
+-- fraud_velocity.sql (one per entity and window); the job unions them all into fraud_alerts.
 --
 -- Rules: every event carries the parameters in force at its event time (tenant row, then the
 -- "*" row, then the defaults compiled in from udfs/fraud_rules.py).
 -- State: MATCH_RECOGNIZE keeps partial matches until WITHIN expires; OVER windows keep their range
 -- (1 min .. 30 days) of input rows, so each window reads only the columns used after it (a whole
--- ruled event is ~55 columns); history counts (new device/country) expire with table.exec.state.ttl.
+-- ruled event is ~55 columns); user_activity's history (new device/country) expires with
+-- table.exec.state.ttl.
 -- Lateness: all patterns run on event time; events behind the watermark are dropped by the
 -- pattern operators (ingest already routed late events to its DLQ, so this only concerns
 -- disorder beyond ${out_of_orderness_s} s inside events.clean).
 
-CREATE TEMPORARY VIEW keyed_events AS
--- default_key: the shard of the "*" rules this event reads (fraud_inputs.sql: default_rules), from
--- the millisecond of its event time (uniform, and the same on every replay).
-SELECT *, '*' || CAST(MOD(EXTRACT(SECOND FROM event_time) * 1000 + EXTRACT(MILLISECOND FROM event_time),
-                          ${default_rule_shards}) AS STRING) AS default_key,
-       CAST(amount AS DOUBLE) / ${usd_rate} AS amount_usd
-FROM clean_events;
-
--- How many times the user had used the event's device and country so far (account takeover's
--- "new device or country"): over every event, before any rule is needed.
--- (Two stacked OVER aggregations over all columns trip a planner bug, "Field names must be
--- unique" on a generated name; the explicit column lists avoid it and keep the rows small.)
-CREATE TEMPORARY VIEW device_history AS
-SELECT tenant_id, user_id, event_id, event_time, event_type, status, device_id, ip, card_fingerprint, country,
-       amount_usd, appended_at, default_key,
-       COUNT(*) OVER (PARTITION BY tenant_id, user_id, device_id ORDER BY event_time
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS device_uses
-FROM keyed_events;
-
 CREATE TEMPORARY VIEW account_history AS
 SELECT tenant_id, user_id, event_id, event_time, event_type, status, device_id, ip, card_fingerprint, country,
-       amount_usd, appended_at, default_key, device_uses,
-       COUNT(*) OVER (PARTITION BY tenant_id, user_id, country ORDER BY event_time
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS country_uses
-FROM device_history;
+       amount_usd, appended_at, default_key, a.device_uses AS device_uses, a.country_uses AS country_uses
+FROM user_activity;
 
 -- The events some pattern tests against the tenant's rules: payments, logins, password changes,
 -- checkouts, refunds, chargebacks and approved payment results (about a fifth of the traffic;
@@ -117,19 +97,18 @@ MATCH_RECOGNIZE (
 );
 
 -- impossible_travel: consecutive located events of one user implying more than max_kmh. The
--- previous located event comes from LAG (one row of state per user) rather than a pattern.
+-- previous located event comes from user_activity (one place per user) rather than a pattern.
 CREATE TEMPORARY VIEW travel_legs AS
 SELECT tenant_id, user_id, event_id, event_time, country, appended_at, default_key,
        TIMESTAMPDIFF(SECOND, A_event_time, event_time) AS seconds, A_event_id AS from_event_id,
        A_country AS from_country, ${haversine_km} AS km
 FROM (
   SELECT tenant_id, user_id, event_id, event_time, country, latitude, longitude, appended_at, default_key,
-         LAG(event_time) OVER w AS A_event_time, LAG(event_id) OVER w AS A_event_id,
-         LAG(country) OVER w AS A_country, LAG(latitude) OVER w AS A_latitude,
-         LAG(longitude) OVER w AS A_longitude
-  FROM keyed_events
+         a.prev_located_time AS A_event_time, a.prev_located_event_id AS A_event_id,
+         a.prev_located_country AS A_country, a.prev_located_latitude AS A_latitude,
+         a.prev_located_longitude AS A_longitude
+  FROM user_activity
   WHERE latitude IS NOT NULL AND longitude IS NOT NULL
-  WINDOW w AS (PARTITION BY tenant_id, user_id ORDER BY event_time)
 ) AS B;
 
 -- Only legs that moved can exceed a threshold (min_km is positive: udfs/fraud_rules.py), so only

@@ -1,5 +1,7 @@
-"""The features' Flink SQL (sql/queries/fraud_features.sql over java/vigil-formats HourFeatures)
-equals udfs/fraud_features.batch_features on every row, not only the latest per entity.
+"""The features' Flink SQL (sql/queries/fraud_features.sql over java/vigil-formats HourFeatures,
+and UserActivity for users) equals udfs/fraud_features.batch_features on every row, not only the
+latest per entity; UserActivity's device/country uses and previous located event equal a plain
+recomputation too.
 
 A Flink MiniCluster reads a CSV file in event time (no Kafka: this checks the aggregate and its
 SQL). The traffic is built to hit the edges: events on both sides of minute boundaries and at
@@ -23,6 +25,7 @@ from vigil.flink_env import FlinkSettings, stream_table_environment
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000  # a whole minute
 COLUMNS = ("event_id", "event_ms", "tenant_id", "merchant_id", "user_id", "device_id", "card_fingerprint", "ip",
            "country", "event_type", "amount_usd", "latitude", "longitude")
+ACTIVITY = ("device_uses", "country_uses", "prev_located_event_id", "prev_located_country")
 
 
 def edge_traffic(seed: int = 7) -> list[dict]:
@@ -73,13 +76,14 @@ def streamed(tmp_path_factory) -> list[dict]:
         CREATE TABLE events_csv (
           event_id STRING, event_ms BIGINT, tenant_id STRING, merchant_id STRING, user_id STRING,
           device_id STRING, card_fingerprint STRING, ip STRING, country STRING, event_type STRING,
-          amount_usd DOUBLE, latitude DOUBLE, longitude DOUBLE,
+          amount DECIMAL(18, 4), latitude DOUBLE, longitude DOUBLE,
           event_time AS CAST(TO_TIMESTAMP_LTZ(event_ms, 3) AS TIMESTAMP(3)),
           WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
         ) WITH ('connector' = 'filesystem', 'path' = '{folder / "events.csv"}', 'format' = 'csv',
                 'csv.null-literal' = '')""")
-    t_env.execute_sql("CREATE TEMPORARY VIEW keyed_events AS SELECT *, CAST(NULL AS STRING) AS appended_at "
-                      "FROM events_csv")
+    t_env.execute_sql("CREATE TEMPORARY VIEW clean_events AS SELECT *, 'USD' AS currency, "
+                      "CAST(NULL AS STRING) AS status, CAST(NULL AS TIMESTAMP_LTZ(3)) AS appended_at FROM events_csv")
+    fraud_detection.create_event_views(t_env)
     fraud_detection.create_feature_views(t_env)
     rows = []
     for entity in ("merchant", "user", "card", "device"):
@@ -87,7 +91,12 @@ def streamed(tmp_path_factory) -> list[dict]:
         with table.execute().collect() as results:
             for row in results:
                 rows.append({"entity": entity, **dict(zip(["entity_id", "event_id", *FEATURES], row))})
-    return {"events": events, "rows": rows}
+    activity = {}
+    table = t_env.sql_query("SELECT event_id, " + ", ".join(f"a.{c}" for c in ACTIVITY) + " FROM user_activity")
+    with table.execute().collect() as results:
+        for row in results:
+            activity[row[0]] = dict(zip(ACTIVITY, row[1:]))
+    return {"events": events, "rows": rows, "activity": activity}
 
 
 def test_every_row_equals_the_batch_definition(streamed):
@@ -101,12 +110,9 @@ def test_every_row_equals_the_batch_definition(streamed):
         expected = {(entity, r["event_id"]): r for events in by_entity.values() for r in batch_features(events)}
         got = {(entity, r["event_id"]): r for r in streamed["rows"] if r["entity"] == entity}
         assert set(got) == set(expected), entity
-        ambiguous = set().union(*(after_peers(events) for events in by_entity.values()))
         for k, row in got.items():
             for name in FEATURES:
                 want, have = expected[k][name], row[name]
-                if name == "km_per_hour_since_last" and k[1] in ambiguous:
-                    continue  # its previous event is one of several peers: which one is arbitrary
                 if want is None or have is None:
                     assert want is have, (k, name, want, have)
                 else:
@@ -115,12 +121,21 @@ def test_every_row_equals_the_batch_definition(streamed):
     assert compared > 3000
 
 
-def after_peers(events: list[dict]) -> set[str]:
-    """Events whose previous millisecond holds several events of the entity."""
-    times = sorted({e["event_ms"] for e in events})
-    crowded = {t for t in times if sum(1 for e in events if e["event_ms"] == t) > 1}
-    following = {times[i + 1] for i, t in enumerate(times[:-1]) if t in crowded}
-    return {e["event_id"] for e in events if e["event_ms"] in following}
+def test_user_activity_counts_devices_and_countries_and_keeps_the_previous_place(streamed):
+    uses, last_place, compared = {}, {}, 0
+    for e in sorted(streamed["events"], key=lambda e: e["event_ms"]):  # stable: the file's order
+        user = e["user_id"]
+        for column, name in (("device_id", "device_uses"), ("country", "country_uses")):
+            uses[(user, column, e[column])] = uses.get((user, column, e[column]), 0) + 1
+        place = last_place.get(user)
+        want = {"device_uses": uses[(user, "device_id", e["device_id"])],
+                "country_uses": uses[(user, "country", e["country"])],
+                "prev_located_event_id": place and place["event_id"], "prev_located_country": place and place["country"]}
+        assert streamed["activity"][e["event_id"]] == want, e["event_id"]
+        if e["latitude"] is not None:
+            last_place[user] = e
+        compared += 1
+    assert compared == len(streamed["events"]) and max(a["country_uses"] for a in streamed["activity"].values()) > 5
 
 
 def test_the_edges_are_in_the_data(streamed):

@@ -15,8 +15,10 @@ import org.apache.flink.types.Row;
 /**
  * HOUR_FEATURES(time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country,
  * latitude, longitude): the real-time features of one entity over its last hour, as an aggregate
- * for an unbounded OVER window (RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) partitioned
- * by the entity (definitions: udfs/fraud_features.py).
+ * for an unbounded OVER window (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) partitioned
+ * by the entity (definitions: udfs/fraud_features.py). ROWS: each event's value is read right
+ * after it is added, so it is "as of this event" even among events of the same millisecond
+ * (which Flink orders as they arrived).
  *
  * <p>Why not a RANGE 1-hour OVER: Flink keeps every row of the hour and, on each timer, walks
  * all of them to retract the expired ones, so the cost of an event grows with its entity's
@@ -38,12 +40,14 @@ import org.apache.flink.types.Row;
             @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("DOUBLE"), @DataTypeHint("DOUBLE")
         },
         accumulator = @DataTypeHint(value = "RAW", bridgedTo = HourFeatures.Hour.class),
-        output = @DataTypeHint(
-                "ROW<events_1h BIGINT, payments_1h BIGINT, amount_usd_1h DOUBLE, log_usd_sum DOUBLE,"
-                        + " log_usd_sq_sum DOUBLE, distinct_users_1h BIGINT, distinct_devices_1h BIGINT,"
-                        + " distinct_cards_1h BIGINT, distinct_ips_1h BIGINT, distinct_countries_1h BIGINT,"
-                        + " prev_event_time TIMESTAMP(3), prev_latitude DOUBLE, prev_longitude DOUBLE>"))
+        output = @DataTypeHint("ROW<" + HourFeatures.FIELDS + ">"))
 public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour> {
+
+    /** The output's fields (UserActivity's output starts with them). */
+    static final String FIELDS = "events_1h BIGINT, payments_1h BIGINT, amount_usd_1h DOUBLE, log_usd_sum DOUBLE,"
+            + " log_usd_sq_sum DOUBLE, distinct_users_1h BIGINT, distinct_devices_1h BIGINT,"
+            + " distinct_cards_1h BIGINT, distinct_ips_1h BIGINT, distinct_countries_1h BIGINT,"
+            + " prev_event_time TIMESTAMP(3), prev_latitude DOUBLE, prev_longitude DOUBLE";
 
     static final long MINUTE_MS = 60_000L;
     static final int MINUTES = 60;
@@ -102,10 +106,24 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
 
     public void accumulate(Hour hour, LocalDateTime time, String eventType, Double amountUsd, String userId,
             String deviceId, String cardFingerprint, String ip, String country, Double latitude, Double longitude) {
-        if (time == null) {
-            return;
+        if (time != null) {
+            add(hour, epochMs(time), eventType, amountUsd, new String[] {userId, deviceId, cardFingerprint, ip, country},
+                    latitude, longitude);
         }
-        long ms = time.toInstant(ZoneOffset.UTC).toEpochMilli();
+    }
+
+    static long epochMs(LocalDateTime time) {
+        return time.toInstant(ZoneOffset.UTC).toEpochMilli();
+    }
+
+    static LocalDateTime timeOf(long ms) {
+        return LocalDateTime.ofEpochSecond(Math.floorDiv(ms, 1000L), (int) Math.floorMod(ms, 1000L) * 1_000_000,
+                ZoneOffset.UTC);
+    }
+
+    /** One event into the hour; `values` are its user, device, card, ip and country. */
+    static void add(Hour hour, long ms, String eventType, Double amountUsd, String[] values, Double latitude,
+            Double longitude) {
         long minute = Math.floorDiv(ms, MINUTE_MS);
         if (minute > hour.newestMinute) {
             advance(hour, minute);
@@ -117,7 +135,6 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
             if ("payment_attempt".equals(eventType)) {
                 addPayment(hour, bucket, amountUsd == null ? 0.0 : amountUsd);
             }
-            String[] values = {userId, deviceId, cardFingerprint, ip, country};
             for (int d = 0; d < DIMENSIONS; d++) {
                 if (values[d] != null) {
                     see(hour, d, values[d], bucket);
@@ -214,32 +231,32 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
         bucket.newest[dimension]++;
     }
 
-    /** The previous event is the newest one strictly before the current time (peers share it). */
+    /** The event read before this one becomes the previous event. */
     private static void remember(Hour hour, long ms, Double latitude, Double longitude) {
-        if (!hour.hasLast || ms > hour.lastMs) {
-            hour.hasPrevious = hour.hasLast;
-            hour.previousMs = hour.lastMs;
-            hour.previousLatitude = hour.lastLatitude;
-            hour.previousLongitude = hour.lastLongitude;
-            hour.hasLast = true;
-            hour.lastMs = ms;
-            hour.lastLatitude = latitude;
-            hour.lastLongitude = longitude;
-        } else if (ms == hour.lastMs) {
-            hour.lastLatitude = latitude;
-            hour.lastLongitude = longitude;
-        }
+        hour.hasPrevious = hour.hasLast;
+        hour.previousMs = hour.lastMs;
+        hour.previousLatitude = hour.lastLatitude;
+        hour.previousLongitude = hour.lastLongitude;
+        hour.hasLast = true;
+        hour.lastMs = ms;
+        hour.lastLatitude = latitude;
+        hour.lastLongitude = longitude;
     }
 
     @Override
     public Row getValue(Hour hour) {
-        return Row.of(
-                hour.events, hour.payments, hour.amountUsd.doubleValue(), hour.logUsd.doubleValue(),
-                hour.logUsdSquared.doubleValue(), hour.distinct[0], hour.distinct[1], hour.distinct[2],
-                hour.distinct[3], hour.distinct[4],
-                hour.hasPrevious ? LocalDateTime.ofEpochSecond(Math.floorDiv(hour.previousMs, 1000L),
-                        (int) Math.floorMod(hour.previousMs, 1000L) * 1_000_000, ZoneOffset.UTC) : null,
-                hour.hasPrevious ? hour.previousLatitude : null,
-                hour.hasPrevious ? hour.previousLongitude : null);
+        return Row.of(values(hour));
+    }
+
+    /** The output fields, in the order of the declared ROW. */
+    static Object[] values(Hour hour) {
+        return new Object[] {
+            hour.events, hour.payments, hour.amountUsd.doubleValue(), hour.logUsd.doubleValue(),
+            hour.logUsdSquared.doubleValue(), hour.distinct[0], hour.distinct[1], hour.distinct[2],
+            hour.distinct[3], hour.distinct[4],
+            hour.hasPrevious ? timeOf(hour.previousMs) : null,
+            hour.hasPrevious ? hour.previousLatitude : null,
+            hour.hasPrevious ? hour.previousLongitude : null
+        };
     }
 }
