@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.ingest import format_offsets  # noqa: E402
-from udfs import fraud_rules  # noqa: E402
+from vigil.kafka_io import format_offsets  # noqa: E402
+from vigil import fraud_rules  # noqa: E402
 from vigil import kafka_broker, kafka_io, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
 from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fraud_setup import prepare, start_services  # noqa: E402
 from bench.memory import tree_rss_bytes  # noqa: E402
 from jobs import fraud_detection  # noqa: E402
-from udfs import fraud_rules  # noqa: E402
+from vigil import fraud_rules  # noqa: E402
 from vigil import kafka_io, procs, topics  # noqa: E402
 from vigil.paths import PROJECT_ROOT  # noqa: E402
 from vigil.rules_cli import publish  # noqa: E402

@@ -40,7 +40,7 @@ from bench.fraud_setup import start_services  # noqa: E402
 from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
 from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
 from jobs import fraud_detection  # noqa: E402
-from udfs import fraud_rules  # noqa: E402
+from vigil import fraud_rules  # noqa: E402
 from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
 from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder  # noqa: E402

@@ -5,7 +5,7 @@ Input  events.clean (avro-confluent, written by jobs/ingest.py), event time = ev
        "user_id": "u0001234", "event_type": "payment_attempt", "amount": 1.50, "currency": "EUR",
        "card_fingerprint": "c9a..", "device_id": "d41..", ...}
        fraud.rules (compacted; key tenant_id, "*" = defaults): thresholds and switches, applied
-       by event time, changeable at runtime (udfs/fraud_rules.py, `vigil rules`).
+       by event time, changeable at runtime (vigil/fraud_rules.py, `vigil rules`).
        labels.chargebacks: delayed ground truth per payment, for the supervised model.
        Every source is read so that no record can fail the job: sql/queries/fraud_inputs.sql.
 Output fraud.alerts (exactly-once): one decision per event with a pattern hit or a risk above the
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs this file as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfs import fraud_features, fraud_rules, fraud_scoring  # noqa: E402
+from udfs import fraud_features, fraud_scoring  # noqa: E402
 from udfs.fraud_models import MODEL_VERSIONS, ModelConfig  # noqa: E402
-from vigil import sql_files, topics  # noqa: E402
+from vigil import fraud_rules, sql_files, topics  # noqa: E402
 from vigil.event_model import UNITS_PER_USD  # noqa: E402
 from vigil.flink_env import FlinkSettings, execute, stream_table_environment, uid_settings  # noqa: E402
 from vigil.paths import state_dir  # noqa: E402

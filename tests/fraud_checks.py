@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from jobs import fraud_detection
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil import serde, topics
 from vigil.paths import PROJECT_ROOT
 from vigil.registry.catalog import RegistrySchemaCatalog

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from jobs.ingest import format_offsets
+from vigil.kafka_io import format_offsets
 from vigil import kafka_io
 from vigil.generator.producer import produce
 from vigil.generator.stream import EventStream, StreamSettings

@@ -20,7 +20,7 @@ import time
 
 from udfs.fraud_features import model_vector
 from udfs.fraud_models import MODEL_VERSIONS, ModelConfig, SnapshotStore, combine
-from udfs.fraud_rules import RuleParameters
+from vigil.fraud_rules import RuleParameters
 
 # The exact path's 1-hour velocity threshold (default rules), applied to the user's payments.
 VELOCITY_1H = RuleParameters().velocity_1h

@@ -1,4 +1,4 @@
-"""PyFlink adapter of the fraud job's rule reader: udfs/fraud_rules.parse_rule_message as a
+"""PyFlink adapter of the fraud job's rule reader: vigil/fraud_rules.parse_rule_message as a
 Table API scalar function over fraud.rules' raw bytes (sql/queries/fraud_inputs.sql).
 
 `check_rule(key, value, effective_from_ok)` returns ROW<reason, detail, tenant_id, parameters...>:
@@ -13,7 +13,7 @@ from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
-from udfs import fraud_rules
+from vigil import fraud_rules
 from udfs.guard import InternalErrors
 
 _KIND = fraud_rules.SQL_KINDS  # parameter -> "bool" | "int" | "float"

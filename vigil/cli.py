@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,9 +98,8 @@ def cmd_generate(args) -> int:
 def cmd_run(args, extra: list[str]) -> int:
     if args.job not in JOBS:
         raise SystemExit(f"unknown job {args.job}; jobs: {', '.join(JOBS)}")
-    import importlib
-    importlib.import_module(f"jobs.{args.job}").main(extra)
-    return 0
+    # A process of its own, as `flink run` would start it: vigil/ never imports the jobs.
+    return subprocess.call([sys.executable, "-m", f"jobs.{args.job}", *extra], cwd=PROJECT_ROOT)
 
 
 def cmd_submit(args, extra: list[str]) -> int:

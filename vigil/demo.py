@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from jobs.ingest import format_offsets
 from vigil import kafka_broker, kafka_io, topics
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -114,8 +113,8 @@ def run(duration_s: float = 60.0, rate: float = 2000.0, bad_fraction: float = 0.
     with open(job_log, "w") as log:
         # Exactly the range this demo produced: a fresh job instance (no checkpoint to resume
         # from) must not re-read the tail of an earlier run from the group's committed offsets.
-        code = subprocess.call([python, "-m", "jobs.ingest", "--start-offsets", format_offsets(raw_start),
-                                "--stop-offsets", format_offsets(raw_end)], cwd=PROJECT_ROOT,
+        code = subprocess.call([python, "-m", "jobs.ingest", "--start-offsets", kafka_io.format_offsets(raw_start),
+                                "--stop-offsets", kafka_io.format_offsets(raw_end)], cwd=PROJECT_ROOT,
                                stdout=log, stderr=subprocess.STDOUT)
     if code != 0:
         print(f"demo: the ingest job failed (exit {code}); last lines of {job_log}:", file=sys.stderr)

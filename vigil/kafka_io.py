@@ -42,6 +42,15 @@ def end_offsets(bootstrap: str, topic: str) -> Offsets:
         consumer.close()
 
 
+def format_offsets(offsets: dict[int, int]) -> str:
+    """Offsets in the Kafka connector's 'scan.startup.specific-offsets' syntax.
+
+    >>> format_offsets({1: 7, 0: 42})
+    'partition:0,offset:42;partition:1,offset:7'
+    """
+    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(offsets.items()))
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> Offsets:
     """A consumer group's committed offsets per partition (a job's progress: Flink commits its
     source offsets on each checkpoint). Partitions without one, or answered with an error, are

@@ -1,5 +1,5 @@
 """`vigil rules ...`: publish fraud rule parameters to `fraud.rules` (read by the fraud job at
-runtime; see udfs/fraud_rules.py for precedence and parameters).
+runtime; see vigil/fraud_rules.py for precedence and parameters).
 
   vigil rules defaults                                  publish the "*" row (all defaults)
   vigil rules set --tenant t007 card_testing_min_small=6 velocity_1m=15 [--effective-from MS]
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil import kafka_io, topics
 
 

@@ -64,7 +64,7 @@ CREATE TABLE clean_events_source (
 
 -- fraud_rules_source: fraud.rules as bytes (compacted; key {"tenant_id": ...}, "*" = defaults).
 --   Any client may write anything here, so the job parses and validates every record itself
---   (udfs/fraud_rules.parse_rule_message, sql/queries/fraud_inputs.sql): a refused record goes to
+--   (vigil/fraud_rules.parse_rule_message, sql/queries/fraud_inputs.sql): a refused record goes to
 --   the dead-letter topic and the tenant keeps its previous rules; the accepted ones form the
 --   versioned table fraud_rules, joined to each event by event time (effective_from). The topic is
 --   read whole on a first start. effective_from is parsed here (it is the table's time attribute;

@@ -2,7 +2,7 @@
 -- either used or sent to the job's dead-letter topic with a reason, never a job failure and never
 -- a silent drop (docs/adr/0006). Sources: clean_events_source, fraud_rules_source and
 -- chargeback_labels_source (sql/ddl/fraud_tables.sql); check_rule is a Python UDF
--- (udfs/fraud_input_udfs.py over udfs/fraud_rules.parse_rule_message).
+-- (udfs/fraud_input_udfs.py over vigil/fraud_rules.parse_rule_message).
 --
 -- ${events_missing} / ${labels_missing}: the names of the required columns that are null, comma
 -- separated ('' when none is; jobs/fraud_detection.missing_columns_sql).

@@ -5,7 +5,7 @@
 -- fraud_velocity.sql (one per entity and window); the job unions them all into fraud_alerts.
 --
 -- Rules: every event carries the parameters in force at its event time (tenant row, then the
--- "*" row, then the defaults compiled in from udfs/fraud_rules.py).
+-- "*" row, then the defaults compiled in from vigil/fraud_rules.py).
 -- State: MATCH_RECOGNIZE keeps partial matches until WITHIN expires; OVER windows keep their range
 -- (1 min .. 30 days) of input rows, so each window reads only the columns used after it (a whole
 -- ruled event is ~55 columns); user_activity's history (new device/country) expires with
@@ -111,7 +111,7 @@ FROM (
   WHERE latitude IS NOT NULL AND longitude IS NOT NULL
 ) AS B;
 
--- Only legs that moved can exceed a threshold (min_km is positive: udfs/fraud_rules.py), so only
+-- Only legs that moved can exceed a threshold (min_km is positive: vigil/fraud_rules.py), so only
 -- they are joined to the rules.
 CREATE TEMPORARY VIEW ruled_travel_legs AS
 SELECT l.tenant_id, l.user_id, l.event_id, l.event_time, l.country, l.appended_at, l.seconds, l.from_event_id,

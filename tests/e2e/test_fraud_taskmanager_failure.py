@@ -17,7 +17,7 @@ import pytest
 
 from jobs import fraud_detection
 from tests.fraud_checks import ev, fraud_topics, set_rules, write_clean
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil import flink_cluster, procs
 from vigil.paths import PROJECT_ROOT
 from vigil.registry.catalog import read_values

@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 from tests.fraud_checks import ev, fraud_topics, run_bounded_fraud_job, set_rules, write_clean
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil.registry.catalog import read_values
 
 MIN = 60_000

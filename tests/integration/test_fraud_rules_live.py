@@ -12,7 +12,7 @@ import time
 from confluent_kafka import Producer
 
 from tests.fraud_checks import ev, fraud_job_command, fraud_topics, set_rules, write_clean
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil import kafka_io, procs, topics
 from vigil.paths import PROJECT_ROOT
 from vigil.registry.catalog import read_values

@@ -10,7 +10,7 @@ import zlib
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from jobs.ingest import format_offsets
+from vigil.kafka_io import format_offsets
 from tests.ingest_checks import assert_each_input_exactly_once, ingest_args, produce_with_manifest, read_outcomes
 from vigil import procs, topics
 from vigil.generator.stream import LOYALTY_TIERS, PAYMENT_METHODS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.fraud_detection import effective_rules_sql, pattern_views, usd_rate_sql
-from udfs import fraud_rules
+from vigil import fraud_rules
 from vigil.rules_cli import parse_assignments
 
 

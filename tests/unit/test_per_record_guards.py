@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from udfs import fraud_rules
+from vigil import fraud_rules
 from udfs.fraud_input_udfs import CheckRule
 from udfs.fraud_models import ModelConfig
 from udfs.fraud_scorer_operator import FastDecision, RiskScorer, error_rows
