@@ -142,7 +142,7 @@ def build_pipeline(t_env, config: IngestConfig):
     return statement_set
 
 
-# Runtime settings of this job (docs/adr/0007-ingest-throughput.md has the measurements):
+# Runtime settings of this job (docs/adr/0008-ingest-throughput.md has the measurements):
 RUNTIME = {
     # Rows are handed between chained operators without a defensive copy: every operator of this
     # plan is Flink SQL's own or a Python scalar function, none keeps a reference to its input.
