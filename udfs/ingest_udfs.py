@@ -11,9 +11,10 @@ Tenant labels are bounded per subtask (udfs/metric_labels.py). Both functions ar
 
 In thread mode a counter is a Java object: each `inc` is a call from Python into the JVM, which
 costs about as much as validating a field. `vigil_ingest_records` (one per record) is therefore
-counted in Python and added to the Java counters every `FLUSH_EVERY` records or every second
-(and when the function closes): the series lags by at most that. Rejections are rare and are
-counted at once.
+counted in Python and added to the Java counters every `FLUSH_EVERY` records or, at the first
+record after a second without a flush, and when the function closes: the series lags by at most
+that while records flow (when input stops, the last second's count waits for the next record).
+Rejections are rare and are counted at once.
 """
 
 from __future__ import annotations
