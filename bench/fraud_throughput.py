@@ -334,6 +334,12 @@ def report(outcome: Outcome, args) -> list[str]:
     return lines + ["  " + line for line in outcome.profile]
 
 
+def args_sample_s(outcome: Outcome) -> float:
+    """The sampling period of a run, from its samples."""
+    s = outcome.samples
+    return (s[-1]["t_s"] - s[0]["t_s"]) / max(1, len(s) - 1) if len(s) > 1 else 5.0
+
+
 def chart(outcomes: list[Outcome], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -341,9 +347,10 @@ def chart(outcomes: list[Outcome], path: Path) -> None:
 
     fig, (rate_ax, fast_ax, exact_ax) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
     for color, o in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], outcomes):
-        s = o.samples
-        t = [(a["t_s"] + b["t_s"]) / 2 for a, b in zip(s, s[1:])]
-        r = [(b["consumed"] - a["consumed"]) / max(1e-9, b["t_s"] - a["t_s"]) for a, b in zip(s, s[1:])]
+        # Offsets are committed per checkpoint: a rate over 30 s of samples, not between two of them.
+        s, span = o.samples, max(1, int(30 / args_sample_s(o)))
+        t = [(a["t_s"] + b["t_s"]) / 2 for a, b in zip(s, s[span:])]
+        r = [(b["consumed"] - a["consumed"]) / max(1e-9, b["t_s"] - a["t_s"]) for a, b in zip(s, s[span:])]
         rate_ax.plot(t, r, color=color, label=o.variant.name)
         for ax, series in ((fast_ax, o.fast_ms), (exact_ax, o.exact_ms)):
             buckets: dict[int, list[float]] = {}
@@ -353,7 +360,10 @@ def chart(outcomes: list[Outcome], path: Path) -> None:
             for q, style in ((0.5, "-"), (0.99, "--")):
                 ax.plot([x * 10 + 5 for x in xs], [percentile(buckets[x], q) for x in xs], style, color=color,
                         label=f"{o.variant.name} p{int(q * 100)}")
-    rate_ax.set_ylabel("events/s consumed")
+    rate_ax.set_ylabel("events/s consumed (30 s)")
+    for ax, series in ((fast_ax, "fast_ms"), (exact_ax, "exact_ms")):
+        if any(getattr(o, series) for o in outcomes):
+            ax.set_yscale("log")
     fast_ax.set_ylabel("low-latency decision ms")
     exact_ax.set_ylabel("exactly-once visible ms")
     exact_ax.set_xlabel("seconds of the live phase")
@@ -411,10 +421,26 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     (out.with_suffix(".json")).write_text(json.dumps(
-        [{"variant": o.variant.name, "samples": o.samples, "rss_mib": o.rss_mib} for o in outcomes]))
+        [{"variant": o.variant.name, "samples": o.samples, "rss_mib": o.rss_mib, "fast_ms": o.fast_ms,
+          "exact_ms": o.exact_ms} for o in outcomes]))
     chart(outcomes, out.with_suffix(".png"))
     print(f"written: {out}, {out.with_suffix('.png')}")
 
 
+def rechart(json_path: Path) -> None:
+    """The chart again from a run's JSON (python bench/fraud_throughput.py --rechart FILE.json)."""
+    outcomes = []
+    for item in json.loads(json_path.read_text()):
+        scorer, p, backend, *flags = item["variant"].split(" ")
+        o = Outcome(Variant(scorer, int(p[1:]), backend, tuple(flags)), samples=item["samples"])
+        o.fast_ms = [tuple(x) for x in item.get("fast_ms", [])]
+        o.exact_ms = [tuple(x) for x in item.get("exact_ms", [])]
+        outcomes.append(o)
+    chart(outcomes, json_path.with_suffix(".png"))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--rechart"]:
+        rechart(Path(sys.argv[2]))
+    else:
+        main()

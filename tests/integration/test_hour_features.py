@@ -71,7 +71,8 @@ def streamed(tmp_path_factory) -> list[dict]:
         writer = csv.writer(f)
         for e in sorted(events, key=lambda e: e["event_ms"]):
             writer.writerow(["" if e[c] is None else e[c] for c in COLUMNS])
-    t_env = stream_table_environment(FlinkSettings(state_backend="hashmap", max_restarts=0), "hour-features-test")
+    # RocksDB: every access (de)serialises the accumulators, so equal rows also prove their serializers.
+    t_env = stream_table_environment(FlinkSettings(state_backend="rocksdb", max_restarts=0), "hour-features-test")
     t_env.execute_sql(f"""
         CREATE TABLE events_csv (
           event_id STRING, event_ms BIGINT, tenant_id STRING, merchant_id STRING, user_id STRING,

@@ -31,7 +31,8 @@ import org.apache.flink.types.Row;
  * <p>Events normally arrive in time order (event-time OVER). In processing time (the
  * low-latency path) a late event still counts in its own minute if that minute is in the hour.
  * The accumulator is RAW: on the heap state backend it stays a Java object between events
- * (no conversion per event); it is serialised only by checkpoints.
+ * (no conversion per event); it is serialised by checkpoints (and by RocksDB on each access) with
+ * AccumulatorSerializers, not Kryo.
  */
 @FunctionHint(
         input = {
@@ -39,7 +40,8 @@ import org.apache.flink.types.Row;
             @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("STRING"),
             @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("DOUBLE"), @DataTypeHint("DOUBLE")
         },
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = HourFeatures.Hour.class),
+        accumulator = @DataTypeHint(value = "RAW", bridgedTo = HourFeatures.Hour.class,
+                rawSerializer = AccumulatorSerializers.HourSerializer.class),
         output = @DataTypeHint("ROW<" + HourFeatures.FIELDS + ">"))
 public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour> {
 

@@ -30,7 +30,8 @@ import org.apache.flink.types.Row;
             @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("DOUBLE"), @DataTypeHint("DOUBLE"),
             @DataTypeHint("STRING")
         },
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = UserActivity.Activity.class),
+        accumulator = @DataTypeHint(value = "RAW", bridgedTo = UserActivity.Activity.class,
+                rawSerializer = AccumulatorSerializers.ActivitySerializer.class),
         output = @DataTypeHint("ROW<" + HourFeatures.FIELDS + ", device_uses BIGINT, country_uses BIGINT,"
                 + " prev_located_time TIMESTAMP(3), prev_located_event_id STRING, prev_located_country STRING,"
                 + " prev_located_latitude DOUBLE, prev_located_longitude DOUBLE>"))
