@@ -200,27 +200,12 @@ public final class AccumulatorSerializers {
         return in.readBoolean() ? in.readUTF() : null;
     }
 
-    /** Deep copy through the serialised form (heap snapshots copy a value before it changes). */
-    private interface Writer<T> {
-        void write(T value, DataOutputView out) throws IOException;
-    }
+    /** A mutable value written field by field; copies go through the serialised form (heap
+     * snapshots copy a value before it changes, so the copy must be deep). */
+    abstract static class FieldSerializer<T> extends TypeSerializerSingleton<T> {
+        abstract void write(T value, DataOutputView out) throws IOException;
 
-    private interface Reader<T> {
-        T read(DataInputView in) throws IOException;
-    }
-
-    private static <T> T roundTrip(T value, Writer<T> writer, Reader<T> reader) {
-        try {
-            DataOutputSerializer out = new DataOutputSerializer(256);
-            writer.write(value, out);
-            return reader.read(new DataInputDeserializer(out.getSharedBuffer(), 0, out.length()));
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot copy an accumulator", e);
-        }
-    }
-
-    public static final class HourSerializer extends TypeSerializerSingleton<HourFeatures.Hour> {
-        public static final HourSerializer INSTANCE = new HourSerializer();
+        abstract T read(DataInputView in) throws IOException;
 
         @Override
         public boolean isImmutableType() {
@@ -228,17 +213,18 @@ public final class AccumulatorSerializers {
         }
 
         @Override
-        public HourFeatures.Hour createInstance() {
-            return new HourFeatures.Hour();
+        public T copy(T from) {
+            try {
+                DataOutputSerializer out = new DataOutputSerializer(256);
+                write(from, out);
+                return read(new DataInputDeserializer(out.getSharedBuffer(), 0, out.length()));
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot copy an accumulator", e);
+            }
         }
 
         @Override
-        public HourFeatures.Hour copy(HourFeatures.Hour from) {
-            return roundTrip(from, AccumulatorSerializers::writeHour, AccumulatorSerializers::readHour);
-        }
-
-        @Override
-        public HourFeatures.Hour copy(HourFeatures.Hour from, HourFeatures.Hour reuse) {
+        public T copy(T from, T reuse) {
             return copy(from);
         }
 
@@ -248,23 +234,42 @@ public final class AccumulatorSerializers {
         }
 
         @Override
-        public void serialize(HourFeatures.Hour record, DataOutputView target) throws IOException {
-            writeHour(record, target);
+        public void serialize(T record, DataOutputView target) throws IOException {
+            write(record, target);
         }
 
         @Override
-        public HourFeatures.Hour deserialize(DataInputView source) throws IOException {
-            return readHour(source);
+        public T deserialize(DataInputView source) throws IOException {
+            return read(source);
         }
 
         @Override
-        public HourFeatures.Hour deserialize(HourFeatures.Hour reuse, DataInputView source) throws IOException {
-            return readHour(source);
+        public T deserialize(T reuse, DataInputView source) throws IOException {
+            return read(source);
         }
 
         @Override
         public void copy(DataInputView source, DataOutputView target) throws IOException {
-            writeHour(readHour(source), target);
+            write(read(source), target);
+        }
+    }
+
+    public static final class HourSerializer extends FieldSerializer<HourFeatures.Hour> {
+        public static final HourSerializer INSTANCE = new HourSerializer();
+
+        @Override
+        void write(HourFeatures.Hour value, DataOutputView out) throws IOException {
+            writeHour(value, out);
+        }
+
+        @Override
+        HourFeatures.Hour read(DataInputView in) throws IOException {
+            return readHour(in);
+        }
+
+        @Override
+        public HourFeatures.Hour createInstance() {
+            return new HourFeatures.Hour();
         }
 
         @Override
@@ -279,53 +284,22 @@ public final class AccumulatorSerializers {
         }
     }
 
-    public static final class ActivitySerializer extends TypeSerializerSingleton<UserActivity.Activity> {
+    public static final class ActivitySerializer extends FieldSerializer<UserActivity.Activity> {
         public static final ActivitySerializer INSTANCE = new ActivitySerializer();
 
         @Override
-        public boolean isImmutableType() {
-            return false;
+        void write(UserActivity.Activity value, DataOutputView out) throws IOException {
+            writeActivity(value, out);
+        }
+
+        @Override
+        UserActivity.Activity read(DataInputView in) throws IOException {
+            return readActivity(in);
         }
 
         @Override
         public UserActivity.Activity createInstance() {
             return new UserActivity.Activity();
-        }
-
-        @Override
-        public UserActivity.Activity copy(UserActivity.Activity from) {
-            return roundTrip(from, AccumulatorSerializers::writeActivity, AccumulatorSerializers::readActivity);
-        }
-
-        @Override
-        public UserActivity.Activity copy(UserActivity.Activity from, UserActivity.Activity reuse) {
-            return copy(from);
-        }
-
-        @Override
-        public int getLength() {
-            return -1;
-        }
-
-        @Override
-        public void serialize(UserActivity.Activity record, DataOutputView target) throws IOException {
-            writeActivity(record, target);
-        }
-
-        @Override
-        public UserActivity.Activity deserialize(DataInputView source) throws IOException {
-            return readActivity(source);
-        }
-
-        @Override
-        public UserActivity.Activity deserialize(UserActivity.Activity reuse, DataInputView source)
-                throws IOException {
-            return readActivity(source);
-        }
-
-        @Override
-        public void copy(DataInputView source, DataOutputView target) throws IOException {
-            writeActivity(readActivity(source), target);
         }
 
         @Override
