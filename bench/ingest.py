@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.cpu_profile import BusyTime, CpuProfile  # noqa: E402
 from bench.memory import PeakMemory, own_pid, percentile  # noqa: E402
-from jobs.ingest import format_offsets  # noqa: E402
+from vigil.kafka_io import format_offsets  # noqa: E402
 from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
 from vigil.generator.stream import EventStream, StreamSettings  # noqa: E402

@@ -106,11 +106,6 @@ def offsets_options(config: IngestConfig) -> str:
     return sql_files.Fragment(",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items()))
 
 
-def format_offsets(offsets: dict[int, int]) -> str:
-    """{0: 42, 1: 7} -> 'partition:0,offset:42;partition:1,offset:7'."""
-    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(offsets.items()))
-
-
 def create_kafka_tables(t_env, config: IngestConfig) -> None:
     for statement in sql_files.render(
             "ddl/ingest_tables.sql", bootstrap=config.bootstrap, schema_registry_url=config.schema_registry_url, raw_topic=config.raw_topic,
