@@ -109,7 +109,7 @@ class FraudConfig:
         p.add_argument("--dlq-topic", default=d.dlq_topic, help="refused inputs and internal errors")
         p.add_argument("--no-fast-path", action="store_true", help="exactly-once outputs only")
         p.add_argument("--scorer", choices=["river", "jvm"], default=d.scorer,
-                       help="jvm: the decision step in SQL with fixed weights, no Python (a baseline)")
+                       help="jvm: both decision paths in SQL with fixed weights, no Python (a baseline)")
         p.add_argument("--buffer-timeout-ms", type=int, default=d.buffer_timeout_ms,
                        help="network buffer flush interval (latency vs CPU)")
         p.add_argument("--watermark-interval-ms", type=int, default=d.watermark_interval_ms,
@@ -301,9 +301,17 @@ _FAST_COLUMNS = ("record_key", "alert_id", "tenant_id", "event_id", "user_id", "
                  "decision_latency_ms")
 
 
-def fast_decisions_sql() -> str:
+def fast_decisions_sql(scorer: str = "river") -> str:
     """The low-latency path: payments scored on arrival (udfs/fast_path.py); `error` is set
-    instead of a decision when the scorer failed on the payment."""
+    instead of a decision when the scorer failed on the payment. With the JVM baseline scorer,
+    the same fixed weights as its exact path, in SQL."""
+    decision = "fast_decision(tenant_id, features)"
+    if scorer == "jvm":
+        now = epoch_ms_sql("CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))")
+        decision = (f"CAST(ROW({_JVM_RISK}, ARRAY['fixed_weights'], CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), "
+                    f"CAST(0 AS BIGINT), {now}, CAST(NULL AS STRING)) AS ROW<score DOUBLE, "
+                    "reason_codes ARRAY<STRING>, anomaly_score DOUBLE, supervised_score DOUBLE, model_steps BIGINT, "
+                    "decided_ms BIGINT, error STRING>)")
     return f"""
         SELECT tenant_id || ':' || event_id AS record_key, SHA2(tenant_id || '|' || event_id, 256) AS alert_id,
                tenant_id, event_id, entity_id AS user_id, amount_usd, d.score AS score, d.reason_codes AS reason_codes,
@@ -312,7 +320,7 @@ def fast_decisions_sql() -> str:
                CAST(TO_TIMESTAMP_LTZ(d.decided_ms, 3) AS TIMESTAMP(3)) AS decided_at,
                d.decided_ms - {epoch_ms_sql("CAST(appended_at AS TIMESTAMP(3))")} AS decision_latency_ms,
                d.error AS error
-        FROM (SELECT *, fast_decision(tenant_id, features) AS d
+        FROM (SELECT *, {decision} AS d
               FROM (SELECT *, {features_json_sql()} AS features FROM features_user_now
                     WHERE event_type = 'payment_attempt'))"""
 
@@ -353,7 +361,7 @@ _JVM_RISK = ("1.0 / (1.0 + EXP(5.0 - 0.15 * payments_1h - 0.8 * COALESCE(amount_
 
 
 def jvm_decisions_sql() -> str:
-    """The decision step without Python (--scorer jvm), in the risk scorer's output columns: a
+    """The exact decision step without Python (--scorer jvm), in the risk scorer's output columns: a
     fixed-weight score for every payment, and an alert per pattern hit (not merged per event).
     It exists to measure what the River scorer costs against the same SQL (bench/fraud_throughput.py)."""
     ms = epoch_ms_sql
@@ -408,8 +416,9 @@ def build_pipeline(t_env, config: FraudConfig):
         for entity in fraud_features.ENTITY_COLUMNS))
     dead_letters = [dlq_columns_sql("input_rejections"), scorer_errors_sql()]
     if config.fast_path:
-        t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
-        t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql()))
+        if config.scorer == "river":
+            t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
+        t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql(config.scorer)))
         statement_set.add_insert_sql("INSERT INTO fraud_decisions SELECT " + ", ".join(_FAST_COLUMNS)
                                      + " FROM fast_decided WHERE error IS NULL")
         dead_letters.append(fast_path_errors_sql())

@@ -72,7 +72,7 @@ def runs(kafka, schema_registry, tmp_path_factory):
     jvm = {**fraud_topics(kafka), "clean": first["clean"], "chargebacks": first["chargebacks"], "rules": first["rules"]}
     outcome = {"events": events, "labels": labels}
     for name, names, extra in (("first", first, ()), ("second", second, ()),
-                               ("jvm", jvm, ("--scorer", "jvm", "--no-fast-path"))):
+                               ("jvm", jvm, ("--scorer", "jvm"))):
         snapshots = tmp_path_factory.mktemp(f"models-{name}")
         run_bounded_fraud_job(names, "--model-snapshot-dir", str(snapshots), "--snapshot-every", "100",
                               "--labels-idle-timeout", "30 s", *extra)
@@ -167,7 +167,8 @@ def test_the_low_latency_path_decides_every_payment_under_the_exact_paths_alert_
 
 
 def test_the_jvm_baseline_scores_the_same_payments_from_the_same_features(runs):
-    """--scorer jvm (the benchmarks' baseline): one score per payment, same ids, no Python."""
+    """--scorer jvm (the benchmarks' baseline): one score and one low-latency decision per payment,
+    same ids, no Python."""
     river = {s["event_id"]: s for s in runs["first"]["scores"]}
     jvm = {s["event_id"]: s for s in runs["jvm"]["scores"]}
     assert set(jvm) == set(river) and len(runs["jvm"]["scores"]) == len(jvm)
@@ -175,4 +176,6 @@ def test_the_jvm_baseline_scores_the_same_payments_from_the_same_features(runs):
     assert {s["alert_id"] for s in jvm.values()} == {s["alert_id"] for s in river.values()}
     latest = [{(f["tenant_id"], f["entity_type"], f["entity_id"]): f for f in runs[run]["features"]}
               for run in ("first", "jvm")]
-    assert latest[0] == latest[1] and not runs["jvm"]["decisions"]
+    assert latest[0] == latest[1]
+    fast = runs["jvm"]["decisions"]
+    assert sorted(d["event_id"] for d in fast) == sorted(jvm) and all(d["reason_codes"] == ["fixed_weights"] for d in fast)
