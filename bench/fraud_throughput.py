@@ -36,24 +36,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import memory  # noqa: E402
+from bench.cpu_profile import process_cpu_s  # noqa: E402
 from bench.fraud_setup import start_services  # noqa: E402
 from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
 from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
 from jobs import fraud_detection  # noqa: E402
-from vigil import fraud_rules  # noqa: E402
-from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
+from vigil import flink_cluster, fraud_rules, kafka_broker, procs, topics  # noqa: E402
 from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder  # noqa: E402
 from vigil.rules_cli import publish  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return memory.percentile(sorted(values), q * 100) if values else None
 
 
 def spread(values: list[float]) -> str:
@@ -67,27 +63,8 @@ def epoch_ms(value: dt.datetime) -> int:
     return int(value.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields_[11]) + int(fields_[12])  # utime, stime
-        except (OSError, IndexError):
-            continue
-    return total / CLOCK_TICKS
-
-
 def peak_rss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return memory.rss_bytes(set(pids), field="VmHWM") / 2**20
 
 
 class Collector:
@@ -263,7 +240,8 @@ def run_variant(variant: Variant, files: list[Path], bootstrap: str, registry: s
                 consumed, end = progress.consumed_and_end()
                 outcome.samples.append({
                     "t_s": time.time() - live_start_ms / 1000, "consumed": consumed, "end": end,
-                    "cpu_job": cpu_seconds(job.pids()), "cpu_broker": cpu_seconds([broker_pid] if broker_pid else []),
+                    "cpu_job": process_cpu_s(set(job.pids())),
+                    "cpu_broker": process_cpu_s({broker_pid} if broker_pid else set()),
                     "cpu_replayer": sum(os.times()[:2])})
 
         sampler = threading.Thread(target=sample, daemon=True)

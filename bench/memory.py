@@ -49,12 +49,13 @@ def component_processes(components: dict[str, list[int]]) -> dict[str, set[int]]
     return trees
 
 
-def rss_bytes(pids: set[int]) -> int:
+def rss_bytes(pids: set[int], field: str = "VmRSS") -> int:
+    """Resident memory of these processes now (VmRSS), or at its peak so far (field="VmHWM")."""
     total = 0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue

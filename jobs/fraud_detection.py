@@ -307,9 +307,8 @@ def fast_decisions_sql(scorer: str = "river") -> str:
     the same fixed weights as its exact path, in SQL."""
     decision = "fast_decision(tenant_id, features)"
     if scorer == "jvm":
-        now = epoch_ms_sql("CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))")
         decision = (f"CAST(ROW({_JVM_RISK}, ARRAY['fixed_weights'], CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), "
-                    f"CAST(0 AS BIGINT), {now}, CAST(NULL AS STRING)) AS ROW<score DOUBLE, "
+                    f"CAST(0 AS BIGINT), {now_ms_sql()}, CAST(NULL AS STRING)) AS ROW<score DOUBLE, "
                     "reason_codes ARRAY<STRING>, anomaly_score DOUBLE, supervised_score DOUBLE, model_steps BIGINT, "
                     "decided_ms BIGINT, error STRING>)")
     return f"""
@@ -331,6 +330,11 @@ def epoch_ms_sql(timestamp: str) -> str:
     mode hands Java time objects to Python unconverted."""
     return (f"(CAST(TIMESTAMPDIFF(MINUTE, TIMESTAMP '1970-01-01 00:00:00', {timestamp}) AS BIGINT) * 60000"
             f" + EXTRACT(SECOND FROM {timestamp}) * 1000 + EXTRACT(MILLISECOND FROM {timestamp}))")
+
+
+def now_ms_sql() -> str:
+    """Epoch milliseconds of the moment a row is processed (streaming evaluates it per row)."""
+    return epoch_ms_sql("CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))")
 
 
 def decision_inputs_sql() -> str:
@@ -365,7 +369,7 @@ def jvm_decisions_sql() -> str:
     fixed-weight score for every payment, and an alert per pattern hit (not merged per event).
     It exists to measure what the River scorer costs against the same SQL (bench/fraud_throughput.py)."""
     ms = epoch_ms_sql
-    now = ms("CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))")
+    now = now_ms_sql()
     common = (f"CAST(NULL AS DOUBLE) AS anomaly_score, CAST(NULL AS DOUBLE) AS supervised_score, "
               f"CAST(NULL AS DOUBLE) AS shadow_score, 'jvm-fixed-weights' AS model_versions")
     return f"""
