@@ -43,7 +43,7 @@ from udfs import fraud_features, fraud_scoring  # noqa: E402
 from udfs.fraud_models import MODEL_VERSIONS, ModelConfig  # noqa: E402
 from vigil import fraud_rules, sql_files, topics  # noqa: E402
 from vigil.event_model import UNITS_PER_USD  # noqa: E402
-from vigil.flink_env import FlinkSettings, execute, stream_table_environment, uid_settings  # noqa: E402
+from vigil.flink_env import FlinkSettings, execute, plan_once, stream_table_environment, uid_settings  # noqa: E402
 from vigil.paths import state_dir  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.registry.service import registry_url  # noqa: E402
@@ -206,21 +206,30 @@ def pattern_views() -> list[str]:
             + [f"alerts_velocity_{entity}_{window}" for entity in ENTITIES for window in WINDOWS])
 
 
+# Each source's verdicts view and its time attribute (sql/queries/fraud_verdicts.sql).
+_VERDICTS = {"event_verdicts": "row_time", "rule_verdicts": "effective_from", "label_verdicts": "label_ts"}
+
+
 def create_input_views(t_env, config: FraudConfig) -> None:
     """clean_events, fraud_rules (versioned), chargeback_labels and input_rejections over the
-    raw sources (sql/queries/fraud_inputs.sql)."""
+    raw sources (sql/queries/fraud_verdicts.sql, fraud_inputs.sql); each source is read, decoded
+    and checked once for the whole job (plan_once)."""
     from udfs.fraud_input_udfs import check_rule_udf, rule_fields_sql
 
     t_env.create_temporary_function("check_rule", check_rule_udf())
     t_env.create_java_temporary_system_function("byte_length", "vigil.flink.functions.ByteLength")
     for statement in sql_files.render(
-            "queries/fraud_inputs.sql", rule_fields=Fragment(rule_fields_sql()),
-            rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)), clean_topic=config.clean_topic,
-            shards=Fragment("ARRAY[" + ", ".join(str(i) for i in range(DEFAULT_RULE_SHARDS)) + "]"),
-            last_shard=DEFAULT_RULE_SHARDS - 1,
-            rules_topic=config.rules_topic, chargebacks_topic=config.chargebacks_topic,
+            "queries/fraud_verdicts.sql", rule_fields=Fragment(rule_fields_sql()),
             events_missing=missing_columns_sql("event_id", "event_time", "tenant_id", "user_id", "event_type"),
             labels_missing=missing_columns_sql("tenant_id", "event_id", "event_time", "label_time", "is_fraud")):
+        t_env.execute_sql(statement)
+    for view, rowtime in _VERDICTS.items():
+        plan_once(t_env, f"{view}_query", view, rowtime=rowtime)
+    for statement in sql_files.render(
+            "queries/fraud_inputs.sql", rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)),
+            clean_topic=config.clean_topic, rules_topic=config.rules_topic,
+            chargebacks_topic=config.chargebacks_topic, last_shard=DEFAULT_RULE_SHARDS - 1,
+            shards=Fragment("ARRAY[" + ", ".join(str(i) for i in range(DEFAULT_RULE_SHARDS)) + "]")):
         t_env.execute_sql(statement)
 
 
@@ -235,16 +244,24 @@ def missing_columns_sql(*columns: str) -> Fragment:
 
 
 def create_event_views(t_env) -> None:
-    """keyed_events and user_activity over clean_events (sql/queries/fraud_events.sql)."""
+    """keyed_events_query (before any per-user state: the low-latency path reads it), then
+    user_activity and keyed_events, computed once for the whole job (sql/queries/fraud_events.sql)."""
     t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
     t_env.create_java_temporary_system_function("user_activity", "vigil.flink.functions.UserActivity")
     for statement in sql_files.render("queries/fraud_events.sql", usd_rate=usd_rate_sql(),
                                       default_rule_shards=DEFAULT_RULE_SHARDS):
         t_env.execute_sql(statement)
+    plan_once(t_env, "user_activity_query", "user_activity", rowtime="event_time")
+    columns = [name for name in t_env.from_path("user_activity").get_schema().get_field_names() if name != "a"]
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW keyed_events AS SELECT {', '.join(columns)} FROM user_activity")
 
 
 def create_pattern_views(t_env, config: FraudConfig) -> None:
-    """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`."""
+    """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`; the events
+    they test are joined to the rules once (ruled_events)."""
+    for statement in sql_files.render("queries/fraud_ruled_events.sql", effective_rules=effective_rules_sql()):
+        t_env.execute_sql(statement)
+    plan_once(t_env, "ruled_events_query", "ruled_events", rowtime="event_time")
     for statement in sql_files.render(
             "queries/fraud_patterns.sql", effective_rules=effective_rules_sql(),
             haversine_km=haversine_sql("A_latitude", "A_longitude", "latitude", "longitude"),
@@ -270,7 +287,9 @@ def create_feature_views(t_env) -> None:
     (users, in arrival order) for the low-latency path (sql/queries/fraud_features.sql). Users'
     hour comes from user_activity (fraud_events.sql), the other entities' from hour_features."""
     haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
-    t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time FROM keyed_events")
+    # On arrival: before user_activity, whose rows wait for the watermark.
+    t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time "
+                      "FROM keyed_events_query")
     variants = [("user", "user", "user_id", Fragment("a"), "user_activity")]
     variants += [(entity, entity, column, hour_features_over(column, "event_time"), "keyed_events")
                  for entity, column in fraud_features.ENTITY_COLUMNS.items() if entity != "user"]

@@ -137,6 +137,23 @@ def uid_settings(job_name: str) -> dict[str, str]:
     return {"table.exec.uid.generation": "ALWAYS", "table.exec.uid.format": f"{job_name}.<id>_<transformation>"}
 
 
+def plan_once(t_env, query_view: str, name: str, rowtime: str) -> None:
+    """Register `name` as `query_view` planned once, for every later part of the job to read.
+
+    Flink plans a DataStream conversion (`to_data_stream`) and the final statement set each on
+    its own, with a copy of every view they read: a Kafka source read and decoded per part, an
+    aggregate computed per part. Passing the view through a DataStream makes its operators exist
+    once in the job; both parts read that stream. `rowtime` stays the time attribute, carrying the
+    watermarks of the operators before it (SOURCE_WATERMARK). The price is a conversion of each
+    row to a Row and back, in the JVM.
+    """
+    from pyflink.table import Schema
+
+    stream = t_env.to_data_stream(t_env.from_path(query_view))
+    schema = Schema.new_builder().watermark(rowtime, "SOURCE_WATERMARK()").build()
+    t_env.create_temporary_view(name, t_env.from_data_stream(stream, schema))
+
+
 def execute(t_env, statement_set, job_name: str, bounded: bool) -> None:
     """Submit the job; wait for it where leaving would end it or the caller wants the end."""
     result = statement_set.execute()

@@ -1,42 +1,18 @@
 -- Inputs of the fraud job (jobs/fraud_detection.py), made safe: every record of every source is
 -- either used or sent to the job's dead-letter topic with a reason, never a job failure and never
--- a silent drop (docs/adr/0006). Sources: clean_events_source, fraud_rules_source and
--- chargeback_labels_source (sql/ddl/fraud_tables.sql); check_rule is a Python UDF
--- (udfs/fraud_input_udfs.py over vigil/fraud_rules.parse_rule_message).
---
--- ${events_missing} / ${labels_missing}: the names of the required columns that are null, comma
--- separated ('' when none is; jobs/fraud_detection.missing_columns_sql).
+-- a silent drop (docs/adr/0006).
+-- Inputs: event_verdicts, rule_verdicts and label_verdicts, every record of each source with what is
+-- wrong with it, if anything (fraud_verdicts.sql).
 -- Outputs (views): clean_events (usable events, time attribute event_time), fraud_rules (a
 -- versioned table: the newest accepted rule row per tenant by effective_from), chargeback_labels,
 -- and input_rejections (what goes to fraud_dlq, in its column order).
 -- State: the versioned fraud_rules keeps one row per tenant (a rowtime de-duplication).
 
--- Events the patterns can use: decodable, with the fields every pattern keys or orders on, and an
--- event time the watermark can follow (sql/ddl/fraud_tables.sql: row_time).
-CREATE TEMPORARY VIEW event_verdicts AS
-SELECT *,
-       CASE
-         WHEN decode_error IS NOT NULL THEN decode_error
-         WHEN ${events_missing} <> '' THEN 'required fields missing: ' || ${events_missing}
-         -- ingest refuses events > 5 min ahead of its clock; later ones here come from elsewhere
-         WHEN event_time > CAST(appended_at AS TIMESTAMP(3)) + INTERVAL '1' HOUR
-           THEN 'event_time ' || CAST(event_time AS STRING) || ' is more than 1 hour after the record was appended ('
-                || CAST(CAST(appended_at AS TIMESTAMP(3)) AS STRING) || ')'
-       END AS problem
-FROM clean_events_source;
-
 CREATE TEMPORARY VIEW clean_events AS
-SELECT event_id, row_time AS event_time, tenant_id, merchant_id, user_id, session_id, device_id, ip,
-       card_fingerprint, event_type, status, amount, currency, country, latitude, longitude, product_id,
-       category, schema_version, payment_method, loyalty_tier, source_partition, source_offset, appended_at
+SELECT event_id, row_time AS event_time, tenant_id, merchant_id, user_id, device_id, ip, card_fingerprint,
+       event_type, status, amount, currency, country, latitude, longitude, appended_at
 FROM event_verdicts
 WHERE problem IS NULL;
-
--- Rules: parsed and validated in Python (unknown parameters, types, ranges, key = tenant); only
--- accepted rows reach the versioned table, so a refused record leaves the tenant's rules as they were.
-CREATE TEMPORARY VIEW rule_verdicts AS
-SELECT record_key, payload, kafka_partition, kafka_offset, kafka_ts, effective_from, ${rule_fields}
-FROM (SELECT *, check_rule(record_key, payload, parsed_effective_from IS NOT NULL) AS r FROM fraud_rules_source);
 
 CREATE TEMPORARY VIEW fraud_rules AS
 SELECT tenant_id, ${rule_names}, effective_from
@@ -54,21 +30,6 @@ FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY shard_key ORDER BY effective_fro
             FROM rule_verdicts AS v CROSS JOIN UNNEST(${shards}) AS s (shard)
             WHERE reason IS NULL AND tenant_id = '*'))
 WHERE row_num = 1;
-
--- Chargeback labels: parsed by dlq-json; refused when a field the join or the watermark needs is
--- missing, or when the label is not 0-400 days after its payment.
-CREATE TEMPORARY VIEW label_verdicts AS
-SELECT *,
-       CASE
-         WHEN decode_error IS NOT NULL THEN decode_error
-         WHEN ${labels_missing} <> '' THEN 'required fields missing: ' || ${labels_missing}
-         WHEN CHAR_LENGTH(tenant_id) > 128 OR CHAR_LENGTH(event_id) > 128
-           THEN 'tenant_id or event_id longer than 128 characters'
-         WHEN event_time <= 0 OR label_time < event_time OR label_time - event_time > CAST(400 AS BIGINT) * 86400000
-           THEN 'label_time ' || CAST(label_time AS STRING) || ' is not 0-400 days after event_time '
-                || CAST(event_time AS STRING)
-       END AS problem
-FROM chargeback_labels_source;
 
 CREATE TEMPORARY VIEW chargeback_labels AS
 SELECT tenant_id, event_id, event_time, label_time, is_fraud, outcome, label_ts

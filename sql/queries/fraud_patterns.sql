@@ -1,7 +1,7 @@
 -- Fraud patterns of jobs/fraud_detection.py, all in Flink SQL (JVM): each view emits one row per
 -- detection in the common alert shape (tenant_id, pattern, entity_type, entity_id, event_id,
--- event_time, score, evidence, rules_effective_from). Inputs: keyed_events and user_activity
--- (fraud_events.sql), fraud_rules and default_rules (fraud_inputs.sql); velocity views come from
+-- event_time, score, evidence, rules_effective_from). Inputs: ruled_events (fraud_ruled_events.sql),
+-- user_activity (fraud_events.sql), fraud_rules and default_rules (fraud_inputs.sql); velocity views come from
 -- fraud_velocity.sql (one per entity and window); the job unions them all into fraud_alerts.
 --
 -- Rules: every event carries the parameters in force at its event time (tenant row, then the
@@ -13,24 +13,6 @@
 -- Lateness: all patterns run on event time; events behind the watermark are dropped by the
 -- pattern operators (ingest already routed late events to its DLQ, so this only concerns
 -- disorder beyond ${out_of_orderness_s} s inside events.clean).
-
-CREATE TEMPORARY VIEW account_history AS
-SELECT tenant_id, user_id, event_id, event_time, event_type, status, device_id, ip, card_fingerprint, country,
-       amount_usd, appended_at, default_key, a.device_uses AS device_uses, a.country_uses AS country_uses
-FROM user_activity;
-
--- The events some pattern tests against the tenant's rules: payments, logins, password changes,
--- checkouts, refunds, chargebacks and approved payment results (about a fifth of the traffic;
--- page views and searches never reach the rules join, which buffers every row it gets until
--- the watermark passes it). Impossible travel joins its own candidates (ruled_travel_legs).
-CREATE TEMPORARY VIEW ruled_events AS
-SELECT e.*, ${effective_rules},
-       COALESCE(t.effective_from, d.effective_from) AS rules_effective_from
-FROM (SELECT * FROM account_history
-      WHERE event_type IN ('payment_attempt', 'login', 'password_change', 'checkout', 'refund', 'chargeback')
-         OR (event_type = 'payment_result' AND status = 'approved')) AS e
-LEFT JOIN fraud_rules FOR SYSTEM_TIME AS OF e.event_time AS t ON e.tenant_id = t.tenant_id
-LEFT JOIN default_rules FOR SYSTEM_TIME AS OF e.event_time AS d ON e.default_key = d.shard_key;
 
 CREATE TEMPORARY VIEW payment_attempts AS
 SELECT * FROM ruled_events WHERE event_type = 'payment_attempt';
