@@ -137,7 +137,8 @@ class Variant:
     @staticmethod
     def parse(spec: str, default_backend: str) -> "Variant":
         """scorer:parallelism[:backend[:job flags]], e.g. river:2, jvm:1:rocksdb,
-        river:1:hashmap:--object-reuse --watermark-interval-ms 1000"""
+        river:1:hashmap:--object-reuse --watermark-interval-ms 1000; the flag `split` runs the
+        exact and the fast path as two jobs (--paths exact, --paths fast)."""
         parts = spec.split(":")
         return Variant(parts[0], int(parts[1]), parts[2] if len(parts) > 2 and parts[2] else default_backend,
                        tuple(parts[3].split()) if len(parts) > 3 else ())
@@ -157,52 +158,57 @@ class Outcome:
 
 
 class RunningJob:
-    """The fraud job of one variant, in a MiniCluster process or on the local cluster."""
+    """The fraud job of one variant, in MiniCluster processes (one per job: two with `split`) or
+    on the local cluster."""
 
     def __init__(self, names: dict, variant: Variant, args):
         self.deploy = args.deploy
         snapshots = tempfile.mkdtemp(prefix="bench-models-")
+        flags = [f for f in variant.job_flags if f != "split"]
         self.flags = [*fraud_detection.command(names)[3:], "--model-snapshot-dir", snapshots,
                       "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
-                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms),
-                      *variant.job_flags]
+                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms), *flags]
+        jobs = [["--paths", "exact"], ["--paths", "fast"]] if "split" in variant.job_flags else [[]]
         self.log_path = Path(snapshots) / "job.log"
+        self.processes: list[subprocess.Popen] = []
         if self.deploy == "cluster":
             flink_cluster.stop(log=lambda *_: None)
-            flink_cluster.start(taskmanagers=variant.parallelism, log=lambda *_: None)
-            self.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "fraud_detection.py", self.flags)
-            self.process = None
+            flink_cluster.start(taskmanagers=variant.parallelism * len(jobs), log=lambda *_: None)
+            self.job_ids = [flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "fraud_detection.py",
+                                                            self.flags + paths) for paths in jobs]
         else:
             log = open(self.log_path, "w")
-            self.process = subprocess.Popen([sys.executable, "-m", "jobs.fraud_detection", *self.flags],
-                                            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.processes = [subprocess.Popen([sys.executable, "-m", "jobs.fraud_detection", *self.flags, *paths],
+                                               cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True) for paths in jobs]
 
     def pids(self) -> list[int]:
-        if self.process is not None:
-            return [self.process.pid, *procs.descendants(self.process.pid)]
+        if self.processes:
+            return [p for process in self.processes for p in [process.pid, *procs.descendants(process.pid)]]
         jm = procs.read_pid(flink_cluster.home() / "pid" / "jobmanager.pid")
         tms = flink_cluster.taskmanager_pids()
         return [p for root in [jm, *tms] if root for p in [root, *procs.descendants(root)]]
 
     def jvm(self) -> int | None:
-        """The JVM running the job's tasks (with --deploy cluster: the first TaskManager)."""
-        if self.process is not None:
-            return jvm_of(self.process.pid)
+        """The JVM running the (exact) job's tasks (with --deploy cluster: the first TaskManager)."""
+        if self.processes:
+            return jvm_of(self.processes[0].pid)
         tms = flink_cluster.taskmanager_pids()
         return jvm_of(tms[0]) if tms else None
 
     def alive(self) -> bool:
-        if self.process is not None:
-            return self.process.poll() is None
-        return flink_cluster.job(self.job_id)["state"] == "RUNNING"
+        if self.processes:
+            return all(process.poll() is None for process in self.processes)
+        return all(flink_cluster.job(job_id)["state"] == "RUNNING" for job_id in self.job_ids)
 
     def stop(self) -> None:
-        if self.process is not None:
-            procs.kill_tree(self.process.pid)
-            self.process.wait(timeout=30)
+        if self.processes:
+            for process in self.processes:
+                procs.kill_tree(process.pid)
+                process.wait(timeout=30)
         else:
-            flink_cluster.cancel(self.job_id)
+            for job_id in self.job_ids:
+                flink_cluster.cancel(job_id)
             flink_cluster.stop(log=lambda *_: None)
 
 
@@ -305,7 +311,7 @@ def report(outcome: Outcome, args) -> list[str]:
     rates = per_minute(outcome)
     if rates:
         lines.append("  events/s per minute: " + ", ".join(f"{r:,.0f}" for _, r in rates)
-                     + (f"; last/first {rates[-1][1] / max(1e-9, rates[0][1]):.2f}" if len(rates) > 1 else ""))
+                     + (f"; last/first {rates[-1][1] / rates[0][1]:.2f}" if len(rates) > 1 and rates[0][1] > 0 else ""))
     lines.append(f"  low-latency decision   {spread([ms for _, ms in outcome.fast_ms])}")
     lines.append(f"  exactly-once visible   {spread([ms for _, ms in outcome.exact_ms])}")
     lines.append("  peak RSS MiB: " + ", ".join(f"{k} {m:,.0f}" for k, m in outcome.rss_mib.items()))

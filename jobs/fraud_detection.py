@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs this file as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +49,8 @@ from vigil.kafka_broker import BrokerSettings  # noqa: E402
 from vigil.registry.service import registry_url  # noqa: E402
 
 JOB_NAME = "vigil-fraud"
+FAST_JOB_NAME = "vigil-fraud-fast"   # --paths fast
+PATHS = ("both", "exact", "fast")
 
 
 def default_model_dir() -> str:
@@ -59,8 +61,6 @@ Fragment = sql_files.Fragment
 # so no subtask sees all events (sql/queries/fraud_inputs.sql: default_rules).
 DEFAULT_RULE_SHARDS = 32
 ENTITIES = {"card": "card_fingerprint", "user": "user_id", "device": "device_id", "ip": "ip"}
-WINDOWS = {"1m": ("'1' MINUTE", "1 min", "velocity_1m"), "10m": ("'10' MINUTE", "10 min", "velocity_10m"),
-           "1h": ("'1' HOUR", "1 h", "velocity_1h")}
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ class FraudConfig:
     decisions_topic: str = topics.DECISIONS
     dlq_topic: str = topics.FRAUD_DLQ
     fast_path: bool = True                # the low-latency decisions (docs/adr/0005)
+    # Which decision paths this job runs: "both" in one job (local runs, tests), or "exact" and
+    # "fast" as two jobs, so that the exact path's backlog never delays a fast decision (ADR 0007).
+    paths: str = "both"
     scorer: str = "river"                 # "jvm": fixed weights in SQL, the benchmarks' baseline
     buffer_timeout_ms: int = 5
     watermark_interval_ms: int = 200      # how often sources emit watermarks (Flink's default)
@@ -108,6 +111,9 @@ class FraudConfig:
         p.add_argument("--decisions-topic", default=d.decisions_topic)
         p.add_argument("--dlq-topic", default=d.dlq_topic, help="refused inputs and internal errors")
         p.add_argument("--no-fast-path", action="store_true", help="exactly-once outputs only")
+        p.add_argument("--paths", choices=PATHS, default=d.paths,
+                       help="exact: patterns, scores, features, alerts; fast: low-latency decisions only; "
+                            "both: one job (run exact and fast as two jobs in production)")
         p.add_argument("--scorer", choices=["river", "jvm"], default=d.scorer,
                        help="jvm: both decision paths in SQL with fixed weights, no Python (a baseline)")
         p.add_argument("--buffer-timeout-ms", type=int, default=d.buffer_timeout_ms,
@@ -134,11 +140,12 @@ class FraudConfig:
         # 1-hour RANGE windows scan their state on every timer (9x slower; ADR 0005).
         p.set_defaults(state_backend="hashmap")
         a = p.parse_args(argv)
-        return FraudConfig(
+        config = FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
             features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
-            decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path, scorer=a.scorer,
+            decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path, paths=a.paths,
+            scorer=a.scorer,
             buffer_timeout_ms=a.buffer_timeout_ms, watermark_interval_ms=a.watermark_interval_ms,
             object_reuse=a.object_reuse, group_id=a.group_id,
             transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
@@ -148,6 +155,25 @@ class FraudConfig:
                                alert_threshold=a.alert_threshold, snapshot_dir=a.model_snapshot_dir,
                                snapshot_every=a.snapshot_every),
             flink=FlinkSettings.from_parsed(a, bounded=a.bounded))
+        # The fast job beside the exact one, on the same flags: its own consumer group and
+        # transaction ids (two producers with one transactional id fence each other).
+        if config.paths == "fast":
+            config = replace(config, group_id=f"{config.group_id}-fast",
+                             transactional_id_prefix=f"{config.transactional_id_prefix}-fast")
+        return config
+
+    @property
+    def runs_exact(self) -> bool:
+        return self.paths in ("both", "exact")
+
+    @property
+    def runs_fast(self) -> bool:
+        return self.fast_path and self.paths in ("both", "fast")
+
+    @property
+    def job_name(self) -> str:
+        return FAST_JOB_NAME if self.paths == "fast" else JOB_NAME
+
 
 
 def effective_rules_sql() -> Fragment:
@@ -203,7 +229,7 @@ def pattern_views() -> list[str]:
     """Names of the alert views build_pipeline creates, in union order."""
     return (["alerts_card_testing", "alerts_account_takeover", "alerts_impossible_travel",
              "alerts_shared_device", "alerts_cross_tenant_card", "alerts_refund_abuse", "alerts_amount_anomaly"]
-            + [f"alerts_velocity_{entity}_{window}" for entity in ENTITIES for window in WINDOWS])
+            + [f"alerts_velocity_{entity}" for entity in ENTITIES])
 
 
 # Each source's verdicts view and its time attribute (sql/queries/fraud_verdicts.sql).
@@ -224,7 +250,10 @@ def create_input_views(t_env, config: FraudConfig) -> None:
             labels_missing=missing_columns_sql("tenant_id", "event_id", "event_time", "label_time", "is_fraud")):
         t_env.execute_sql(statement)
     for view, rowtime in _VERDICTS.items():
-        plan_once(t_env, f"{view}_query", view, rowtime=rowtime)
+        if config.runs_exact:
+            plan_once(t_env, f"{view}_query", view, rowtime=rowtime)
+        else:  # the fast job is planned in one part and reads events only (a view no output reads adds no source)
+            t_env.create_temporary_view(view, t_env.from_path(f"{view}_query"))
     for statement in sql_files.render(
             "queries/fraud_inputs.sql", rule_names=Fragment(", ".join(fraud_rules.PARAMETERS)),
             clean_topic=config.clean_topic, rules_topic=config.rules_topic,
@@ -243,7 +272,7 @@ def missing_columns_sql(*columns: str) -> Fragment:
         f"IF({column} IS NULL, '{column}', CAST(NULL AS STRING))" for column in columns) + ")")
 
 
-def create_event_views(t_env) -> None:
+def create_event_views(t_env, exact: bool = True) -> None:
     """keyed_events_query (before any per-user state: the low-latency path reads it), then
     user_activity and keyed_events, computed once for the whole job (sql/queries/fraud_events.sql)."""
     t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
@@ -251,6 +280,8 @@ def create_event_views(t_env) -> None:
     for statement in sql_files.render("queries/fraud_events.sql", usd_rate=usd_rate_sql(),
                                       default_rule_shards=DEFAULT_RULE_SHARDS):
         t_env.execute_sql(statement)
+    if not exact:
+        return
     plan_once(t_env, "user_activity_query", "user_activity", rowtime="event_time")
     columns = [name for name in t_env.from_path("user_activity").get_schema().get_field_names() if name != "a"]
     t_env.execute_sql(f"CREATE TEMPORARY VIEW keyed_events AS SELECT {', '.join(columns)} FROM user_activity")
@@ -259,6 +290,7 @@ def create_event_views(t_env) -> None:
 def create_pattern_views(t_env, config: FraudConfig) -> None:
     """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`; the events
     they test are joined to the rules once (ruled_events)."""
+    t_env.create_java_temporary_system_function("payment_velocity", "vigil.flink.functions.PaymentVelocity")
     for statement in sql_files.render("queries/fraud_ruled_events.sql", effective_rules=effective_rules_sql()):
         t_env.execute_sql(statement)
     plan_once(t_env, "ruled_events_query", "ruled_events", rowtime="event_time")
@@ -268,12 +300,9 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
             out_of_orderness_s=config.out_of_orderness_s):
         t_env.execute_sql(statement)
     for entity, column in ENTITIES.items():
-        for name, (interval, label, threshold) in WINDOWS.items():
-            for statement in sql_files.render(
-                    "queries/fraud_velocity.sql", entity_type=entity, entity_column=Fragment(column),
-                    window_name=name, window_label=label, window_interval=Fragment(interval),
-                    threshold=Fragment(threshold)):
-                t_env.execute_sql(statement)
+        for statement in sql_files.render("queries/fraud_velocity.sql", entity_type=entity,
+                                          entity_column=Fragment(column)):
+            t_env.execute_sql(statement)
     # Some views keep event_time as a time attribute, pattern measures do not: a union needs one type.
     t_env.execute_sql("CREATE TEMPORARY VIEW pattern_hits AS\n" + "\nUNION ALL\n".join(
         f"SELECT tenant_id, fraud_pattern, entity_type, entity_id, event_id, "
@@ -282,17 +311,20 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
         for view in pattern_views()))
 
 
-def create_feature_views(t_env) -> None:
-    """features_<entity> for user, card, device and merchant in event time, and features_user_now
-    (users, in arrival order) for the low-latency path (sql/queries/fraud_features.sql). Users'
-    hour comes from user_activity (fraud_events.sql), the other entities' from hour_features."""
+def create_feature_views(t_env, exact: bool = True) -> None:
+    """features_<entity> for user, card, device and merchant in event time (`exact`), and
+    features_user_now (users, in arrival order) for the low-latency path
+    (sql/queries/fraud_features.sql). Users' hour comes from user_activity (fraud_events.sql), the
+    other entities' from hour_features."""
     haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
     # On arrival: before user_activity, whose rows wait for the watermark.
     t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time "
                       "FROM keyed_events_query")
-    variants = [("user", "user", "user_id", Fragment("a"), "user_activity")]
-    variants += [(entity, entity, column, hour_features_over(column, "event_time"), "keyed_events")
-                 for entity, column in fraud_features.ENTITY_COLUMNS.items() if entity != "user"]
+    variants = []
+    if exact:
+        variants.append(("user", "user", "user_id", Fragment("a"), "user_activity"))
+        variants += [(entity, entity, column, hour_features_over(column, "event_time"), "keyed_events")
+                     for entity, column in fraud_features.ENTITY_COLUMNS.items() if entity != "user"]
     variants.append(("user_now", "user", "user_id", hour_features_over("user_id", "proc_time"), "arriving_events"))
     for view_name, entity, column, hour_row, source_view in variants:
         for statement in sql_files.render(
@@ -407,15 +439,29 @@ def jvm_decisions_sql() -> str:
 
 def build_pipeline(t_env, config: FraudConfig):
     """Views over `clean_events`, `fraud_rules` and `chargeback_labels`; returns the statement set
-    writing `fraud_alerts`, `fraud_scores` and `features_online`."""
+    writing the outputs of the paths the job runs (config.paths) and `fraud_dlq`."""
+    create_input_views(t_env, config)
+    create_event_views(t_env, exact=config.runs_exact)
+    create_feature_views(t_env, exact=config.runs_exact)
+    statement_set = t_env.create_statement_set()
+    dead_letters = []
+    if config.runs_exact:
+        add_exact_outputs(t_env, config, statement_set)
+        dead_letters += [dlq_columns_sql("input_rejections"), scorer_errors_sql()]
+    if config.runs_fast:
+        add_fast_outputs(t_env, config, statement_set)
+        dead_letters.append(fast_path_errors_sql(config.job_name))
+    statement_set.add_insert_sql("INSERT INTO fraud_dlq " + "\nUNION ALL\n".join(dead_letters))
+    return statement_set
+
+
+def add_exact_outputs(t_env, config: FraudConfig, statement_set) -> None:
+    """Patterns, the risk scorer, and its outputs: fraud_alerts, fraud_scores, features_online."""
     from pyflink.common import Types
 
-    from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer, fast_decision_udf
+    from udfs.fraud_scorer_operator import OUTPUT_TYPE, RiskScorer
 
-    create_input_views(t_env, config)
-    create_event_views(t_env)
     create_pattern_views(t_env, config)
-    create_feature_views(t_env)
     if config.scorer == "jvm":
         t_env.create_temporary_view("decisions", t_env.sql_query(jvm_decisions_sql()))
     else:
@@ -427,7 +473,6 @@ def build_pipeline(t_env, config: FraudConfig):
     columns = ", ".join(f"CAST(TO_TIMESTAMP_LTZ({name}, 3) AS TIMESTAMP(3))" if kind.startswith("TIMESTAMP")
                         else f"CAST({name} AS {kind})" for name, kind in _DECISION_TYPES.items())
     decided = f"SELECT {{key}}, {columns} FROM decisions WHERE output = '{{output}}'"
-    statement_set = t_env.create_statement_set()
     statement_set.add_insert_sql("INSERT INTO fraud_alerts " + decided.format(
         key="tenant_id || ':' || entity_id", output="alert"))
     statement_set.add_insert_sql("INSERT INTO fraud_scores " + decided.format(
@@ -437,16 +482,17 @@ def build_pipeline(t_env, config: FraudConfig):
         f"SELECT tenant_id || ':{entity}:' || entity_id, tenant_id, entity_type, entity_id, event_id, "
         f"CAST(event_time AS TIMESTAMP(3)), {features} FROM features_{entity}"
         for entity in fraud_features.ENTITY_COLUMNS))
-    dead_letters = [dlq_columns_sql("input_rejections"), scorer_errors_sql()]
-    if config.fast_path:
-        if config.scorer == "river":
-            t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
-        t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql(config.scorer)))
-        statement_set.add_insert_sql("INSERT INTO fraud_decisions SELECT " + ", ".join(_FAST_COLUMNS)
-                                     + " FROM fast_decided WHERE error IS NULL")
-        dead_letters.append(fast_path_errors_sql())
-    statement_set.add_insert_sql("INSERT INTO fraud_dlq " + "\nUNION ALL\n".join(dead_letters))
-    return statement_set
+
+
+def add_fast_outputs(t_env, config: FraudConfig, statement_set) -> None:
+    """The low-latency path: fraud_decisions (ADR 0005)."""
+    from udfs.fraud_scorer_operator import fast_decision_udf
+
+    if config.scorer == "river":
+        t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
+    t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql(config.scorer)))
+    statement_set.add_insert_sql("INSERT INTO fraud_decisions SELECT " + ", ".join(_FAST_COLUMNS)
+                                 + " FROM fast_decided WHERE error IS NULL")
 
 
 def dlq_columns_sql(view: str) -> str:
@@ -463,11 +509,11 @@ def scorer_errors_sql() -> str:
             f"'{JOB_NAME}' FROM decisions WHERE output = 'error'")
 
 
-def fast_path_errors_sql() -> str:
+def fast_path_errors_sql(job_name: str) -> str:
     """Payments the low-latency scorer could not decide (the exact path still decides them)."""
     return (f"SELECT CAST(record_key AS BYTES), 'internal_error', error, tenant_id, event_id, 'fast-path', "
             f"CAST(NULL AS INT), CAST(NULL AS BIGINT), CAST(appended_at AS TIMESTAMP_LTZ(3)), CAST(features AS BYTES), "
-            f"byte_length(CAST(features AS BYTES)), '{JOB_NAME}' FROM fast_decided WHERE error IS NOT NULL")
+            f"byte_length(CAST(features AS BYTES)), '{job_name}' FROM fast_decided WHERE error IS NOT NULL")
 
 
 def command(names: dict, *extra: str) -> list[str]:
@@ -481,16 +527,16 @@ def command(names: dict, *extra: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     config = FraudConfig.from_args(argv)
-    t_env = stream_table_environment(config.flink, JOB_NAME,
+    t_env = stream_table_environment(config.flink, config.job_name,
                               {"table.exec.state.ttl": config.history_ttl,
                                # Flush network buffers between operators after 5 ms, not Flink's
                                # 100 ms: each hop of the low-latency path waited up to that.
                                "execution.buffer-timeout.interval": f"{config.buffer_timeout_ms} ms",
                                "pipeline.auto-watermark-interval": f"{config.watermark_interval_ms} ms",
                                "pipeline.object-reuse": str(config.object_reuse).lower(),
-                               **uid_settings(JOB_NAME)})
+                               **uid_settings(config.job_name)})
     create_kafka_tables(t_env, config)
-    execute(t_env, build_pipeline(t_env, config), JOB_NAME, config.bounded)
+    execute(t_env, build_pipeline(t_env, config), config.job_name, config.bounded)
 
 
 if __name__ == "__main__":

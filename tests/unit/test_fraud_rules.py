@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from jobs.fraud_detection import effective_rules_sql, pattern_views, usd_rate_sql
-from vigil import fraud_rules
+from jobs.fraud_detection import ENTITIES, effective_rules_sql, pattern_views, usd_rate_sql
+from vigil import fraud_rules, sql_files
 from vigil.rules_cli import parse_assignments
 
 
@@ -38,7 +40,12 @@ def test_bad_assignments_are_refused_with_a_reason(assignment, error):
 def test_every_currency_has_a_rate_and_every_velocity_view_is_unioned():
     assert "WHEN 'JPY' THEN 150.0" in usd_rate_sql()
     views = pattern_views()
-    assert len(views) == len(set(views)) == 7 + 4 * 3
+    assert len(views) == len(set(views)) == 7 + len(ENTITIES)
+    # every view the alerts are unioned from is one the SQL creates (velocity: one per entity)
+    text = sql_files.path_of("queries/fraud_patterns.sql").read_text()
+    text += "".join(sql_files.path_of("queries/fraud_velocity.sql").read_text().replace("${entity_type}", entity)
+                    for entity in ENTITIES)
+    assert set(views) <= set(re.findall(r"CREATE TEMPORARY VIEW (\w+) AS", text))
 
 
 def test_the_cli_refuses_what_the_job_would_refuse_before_publishing(capsys):

@@ -15,7 +15,8 @@ import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
 
 /**
- * Compact serializers of the feature accumulators (HourFeatures.Hour, UserActivity.Activity).
+ * Compact serializers of the feature accumulators (HourFeatures.Hour, UserActivity.Activity,
+ * PaymentVelocity.Times).
  *
  * <p>Why not Kryo, Flink's default for a RAW type: state backends serialise an accumulator on
  * every checkpoint (heap) or on every access (RocksDB), and Kryo writes class tags, boxed values
@@ -311,6 +312,52 @@ public final class AccumulatorSerializers {
     public static final class ActivitySnapshot extends SimpleTypeSerializerSnapshot<UserActivity.Activity> {
         public ActivitySnapshot() {
             super(() -> ActivitySerializer.INSTANCE);
+        }
+    }
+
+    public static final class TimesSerializer extends FieldSerializer<PaymentVelocity.Times> {
+        public static final TimesSerializer INSTANCE = new TimesSerializer();
+
+        @Override
+        void write(PaymentVelocity.Times value, DataOutputView out) throws IOException {
+            out.writeInt(value.size);
+            for (int i = 0; i < value.size; i++) {
+                out.writeLong(value.at(i));
+            }
+            for (long count : value.counts) {
+                out.writeLong(count);
+            }
+        }
+
+        @Override
+        PaymentVelocity.Times read(DataInputView in) throws IOException {
+            PaymentVelocity.Times times = new PaymentVelocity.Times();
+            int size = in.readInt();
+            times.ms = new long[Math.max(8, Integer.highestOneBit(Math.max(1, size)) * 2)];
+            for (int i = 0; i < size; i++) {
+                times.ms[i] = in.readLong();
+            }
+            times.size = size;
+            for (int w = 0; w < times.counts.length; w++) {
+                times.counts[w] = in.readLong();
+            }
+            return times;
+        }
+
+        @Override
+        public PaymentVelocity.Times createInstance() {
+            return new PaymentVelocity.Times();
+        }
+
+        @Override
+        public TypeSerializerSnapshot<PaymentVelocity.Times> snapshotConfiguration() {
+            return new TimesSnapshot();
+        }
+    }
+
+    public static final class TimesSnapshot extends SimpleTypeSerializerSnapshot<PaymentVelocity.Times> {
+        public TimesSnapshot() {
+            super(() -> TimesSerializer.INSTANCE);
         }
     }
 }
