@@ -40,6 +40,8 @@ class FlinkSettings:
     bundle_size: int = 1000
     bundle_time_ms: int = 20
     max_restarts: int | None = None      # None: keep restarting (streaming); bounded runs fail fast
+    # Any other Flink option, KEY=VALUE (--flink-conf), applied last: tuning without a code change.
+    flink_conf: tuple[str, ...] = ()
 
     @staticmethod
     def add_arguments(parser) -> None:
@@ -52,13 +54,15 @@ class FlinkSettings:
         parser.add_argument("--python-mode", choices=["process", "thread"], default=d.python_mode)
         parser.add_argument("--max-restarts", type=int, default=None,
                             help="restarts before the job fails (default: for ever, 3 in bounded runs; 0: none)")
+        parser.add_argument("--flink-conf", action="append", default=[], metavar="KEY=VALUE",
+                            help="any Flink option, e.g. execution.checkpointing.file-merging.enabled=true (repeatable)")
 
     @staticmethod
     def from_parsed(args, bounded: bool) -> "FlinkSettings":
         """Settings from add_arguments' flags; bounded runs fail fast instead of restarting forever."""
         return FlinkSettings(parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
                              checkpoint_dir=args.checkpoint_dir, state_backend=args.state_backend,
-                             python_mode=args.python_mode,
+                             python_mode=args.python_mode, flink_conf=tuple(args.flink_conf),
                              max_restarts=args.max_restarts if args.max_restarts is not None else (3 if bounded else None))
 
     def as_config(self) -> dict[str, str]:
@@ -96,12 +100,22 @@ class FlinkSettings:
         conf["execution.checkpointing.dir"] = self.checkpoint_dir or (state_dir() / "flink" / "checkpoints").as_uri()
         return conf
 
+    def overrides(self) -> dict[str, str]:
+        """--flink-conf KEY=VALUE options, which win over every other setting."""
+        options = {}
+        for option in self.flink_conf:
+            key, sep, value = option.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--flink-conf {option!r}: expected KEY=VALUE")
+            options[key.strip()] = value.strip()
+        return options
+
 
 def _job_config(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None) -> dict[str, str]:
     # UTC everywhere: TIMESTAMP columns written to Avro (timestamp-millis) mean UTC, whatever the
     # machine's zone; Flink's Avro schema derivation has no TIMESTAMP_LTZ.
     defaults = {"table.local-time-zone": "UTC", "pipeline.name": job_name}
-    return {**settings.as_config(), **defaults, **(extra or {})}
+    return {**settings.as_config(), **defaults, **(extra or {}), **settings.overrides()}
 
 
 def table_environment(settings: FlinkSettings, job_name: str, extra: dict[str, str] | None = None):
