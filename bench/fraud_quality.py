@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fraud_setup import prepare, run  # noqa: E402
-from jobs import fraud_detection  # noqa: E402
+from jobs import fraud_config  # noqa: E402
 from vigil.registry.catalog import read_values  # noqa: E402
 
 # Which scenario each pattern is meant to catch (amount_anomaly has no scenario of its own).
@@ -132,7 +132,7 @@ def main() -> None:
     # scenario instances (minutes to an hour long) complete inside the run.
     prep = prepare(args.events, args.seed, rate=20.0, fraud_fraction=args.fraud_fraction, prefix="quality")
     snapshots = f"/tmp/{prep.names['prefix']}-models-{uuid.uuid4().hex[:6]}"
-    fraud_s = run(fraud_detection.command(prep.names, "--bounded", "--labels-idle-timeout", "30 s",
+    fraud_s = run(fraud_config.command(prep.names, "--bounded", "--labels-idle-timeout", "30 s",
                                           "--model-snapshot-dir", snapshots), "fraud job")
     alerts = read_values(prep.bootstrap, prep.registry, prep.names["alerts"])
     scores = read_values(prep.bootstrap, prep.registry, prep.names["scores"])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fraud_setup import prepare, start_services  # noqa: E402
 from bench.memory import tree_rss_bytes  # noqa: E402
-from jobs import fraud_detection  # noqa: E402
+from jobs import fraud_config  # noqa: E402
 from vigil import fraud_rules  # noqa: E402
 from vigil import kafka_io, procs, topics  # noqa: E402
 from vigil.paths import PROJECT_ROOT  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
         prepared = prepare(args.events, args.seed, args.rate, fraud_fraction=0.02, prefix="state")
         bootstrap, names, total = prepared.bootstrap, prepared.names, prepared.events
     work = Path(tempfile.mkdtemp(prefix="bench-state-"))
-    cmd = fraud_detection.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
+    cmd = fraud_config.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
                                   "--model-snapshot-dir", str(work / "models"),
                                   *(("--history-ttl", args.history_ttl) if args.history_ttl else ()))
     log = open(work / "job.log", "w")

@@ -41,7 +41,7 @@ from bench.cpu_profile import process_cpu_s  # noqa: E402
 from bench.fraud_setup import start_services  # noqa: E402
 from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
 from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
-from jobs import fraud_detection  # noqa: E402
+from jobs import fraud_config  # noqa: E402
 from vigil import flink_cluster, fraud_rules, kafka_broker, procs, topics  # noqa: E402
 from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 from vigil.registry.catalog import RegistrySchemaCatalog, value_decoder  # noqa: E402
@@ -165,7 +165,7 @@ class RunningJob:
         self.deploy = args.deploy
         snapshots = tempfile.mkdtemp(prefix="bench-models-")
         flags = [f for f in variant.job_flags if f != "split"]
-        self.flags = [*fraud_detection.command(names)[3:], "--model-snapshot-dir", snapshots,
+        self.flags = [*fraud_config.command(names)[3:], "--model-snapshot-dir", snapshots,
                       "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
                       "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms), *flags]
         jobs = [["--paths", "exact"], ["--paths", "fast"]] if "split" in variant.job_flags else [[]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from jobs import fraud_detection
+from jobs import fraud_config
 from vigil import fraud_rules
 from vigil import serde, topics
 from vigil.paths import PROJECT_ROOT
@@ -66,7 +66,7 @@ def set_rules(bootstrap: str, topic: str, tenant: str, overrides: dict, effectiv
 def fraud_job_command(names: dict, *extra: str) -> list[str]:
     """The fraud job on the topics of `fraud_topics`, with its own model snapshots."""
     snapshots = Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]
-    return fraud_detection.command(names, "--model-snapshot-dir", str(snapshots),
+    return fraud_config.command(names, "--model-snapshot-dir", str(snapshots),
                                    "--checkpoint-interval-ms", "1000", *extra)
 
 

@@ -1,6 +1,6 @@
 """The fraud job's decision step: models, pattern hits and labels of one tenant, in event time.
 
-Input (one stream, keyed by tenant_id; built in SQL by jobs/fraud_detection.py):
+Input (one stream, keyed by tenant_id; built in SQL by jobs/fraud_detection.py and jobs/fraud_sql.py):
 - `payment`: a payment attempt with its user's features (JSON), to score;
 - `hit`: a pattern or rule detection from the SQL patterns, for its triggering event;
 - `label`: a chargeback label (is_fraud) for an earlier payment, at its label time.

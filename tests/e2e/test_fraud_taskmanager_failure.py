@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from jobs import fraud_detection
+from jobs import fraud_config
 from tests.fraud_checks import ev, fraud_topics, set_rules, write_clean
 from vigil import fraud_rules
 from vigil import flink_cluster, procs
@@ -108,7 +108,7 @@ def _tasks_starting(job_id: str) -> bool:
 def test_every_payment_scored_once_after_taskmanager_kills(flink, kafka, schema_registry, tmp_path, kills):
     names = fraud_topics(kafka)
     set_rules(kafka, names["rules"], fraud_rules.DEFAULT_KEY, {}, 0)
-    args = fraud_detection.command(names, "--model-snapshot-dir", str(tmp_path / "models"),
+    args = fraud_config.command(names, "--model-snapshot-dir", str(tmp_path / "models"),
                                    "--checkpoint-interval-ms", "1000")[3:]
     job_id = flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "fraud_detection.py", args)
     traffic = Traffic(kafka, schema_registry, names["clean"]).start()

@@ -19,7 +19,6 @@ import pytest
 
 from jobs import fraud_detection
 from udfs.fraud_features import FEATURES, batch_features
-from vigil import sql_files
 from vigil.flink_env import FlinkSettings, stream_table_environment
 
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000  # a whole minute

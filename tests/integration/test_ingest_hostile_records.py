@@ -13,7 +13,6 @@ from collections import Counter
 
 from confluent_kafka import Producer
 
-from vigil.kafka_io import format_offsets
 from tests.hostile_records import hostile_records, register_other_schemas
 from tests.ingest_checks import read_outcomes, run_bounded_ingest
 from vigil import kafka_io, serde

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from jobs.fraud_detection import ENTITIES, effective_rules_sql, pattern_views, usd_rate_sql
+from jobs.fraud_sql import ENTITIES, effective_rules_sql, pattern_views, usd_rate_sql
 from vigil import fraud_rules, sql_files
 from vigil.rules_cli import parse_assignments
 
