@@ -133,7 +133,7 @@ def main() -> None:
     prep = prepare(args.events, args.seed, rate=20.0, fraud_fraction=args.fraud_fraction, prefix="quality")
     snapshots = f"/tmp/{prep.names['prefix']}-models-{uuid.uuid4().hex[:6]}"
     fraud_s = run(fraud_config.command(prep.names, "--bounded", "--labels-idle-timeout", "30 s",
-                                          "--model-snapshot-dir", snapshots), "fraud job")
+                                       "--model-snapshot-dir", snapshots), "fraud job")
     alerts = read_values(prep.bootstrap, prep.registry, prep.names["alerts"])
     scores = read_values(prep.bootstrap, prep.registry, prep.names["scores"])
 

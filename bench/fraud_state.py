@@ -75,8 +75,8 @@ def main() -> None:
         bootstrap, names, total = prepared.bootstrap, prepared.names, prepared.events
     work = Path(tempfile.mkdtemp(prefix="bench-state-"))
     cmd = fraud_config.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
-                                  "--model-snapshot-dir", str(work / "models"),
-                                  *(("--history-ttl", args.history_ttl) if args.history_ttl else ()))
+                               "--model-snapshot-dir", str(work / "models"),
+                               *(("--history-ttl", args.history_ttl) if args.history_ttl else ()))
     log = open(work / "job.log", "w")
     job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"{total:,} events in {names['clean']}; job log {log.name}")

@@ -67,7 +67,7 @@ def fraud_job_command(names: dict, *extra: str) -> list[str]:
     """The fraud job on the topics of `fraud_topics`, with its own model snapshots."""
     snapshots = Path(tempfile.gettempdir()) / "vigil-test-models" / names["prefix"]
     return fraud_config.command(names, "--model-snapshot-dir", str(snapshots),
-                                   "--checkpoint-interval-ms", "1000", *extra)
+                                "--checkpoint-interval-ms", "1000", *extra)
 
 
 def run_bounded_fraud_job(names: dict, *extra: str) -> None:
