@@ -12,7 +12,9 @@ For each variant (scorer river|jvm, parallelism 1|2), in one run:
    and every exactly-once score (fraud.scores, read_committed), from the broker's append time of
    the event in events.clean.
 It prints a table per variant, the per-minute rates, and writes a PNG chart (rate and latency
-percentiles over time) next to the --out text file.
+percentiles over time) next to the --out text file. A variant with the flag `baseline` runs the
+job of git revision --baseline-rev (exported with `git archive`), so a change is compared with the
+code before it on the same broker and traffic, in one run.
 
     .venv/bin/python bench/fraud_throughput.py --rate 10000 --minutes 10 --prefill-minutes 60 \\
         --variants river:1,jvm:1,river:2 [--deploy cluster] [--state-backend rocksdb]
@@ -40,6 +42,7 @@ from bench import memory  # noqa: E402
 from bench.cpu_profile import process_cpu_s  # noqa: E402
 from bench.fraud_setup import start_services  # noqa: E402
 from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
+from bench.source_tree import exported_tree, short_rev  # noqa: E402
 from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
 from jobs import fraud_config  # noqa: E402
 from vigil import flink_cluster, fraud_rules, kafka_broker, procs, topics  # noqa: E402
@@ -138,7 +141,8 @@ class Variant:
     def parse(spec: str, default_backend: str) -> "Variant":
         """scorer:parallelism[:backend[:job flags]], e.g. river:2, jvm:1:rocksdb,
         river:1:hashmap:--object-reuse --watermark-interval-ms 1000; the flag `split` runs the
-        exact and the fast path as two jobs (--paths exact, --paths fast)."""
+        exact and the fast path as two jobs (--paths exact, --paths fast), `baseline` the job of
+        --baseline-rev."""
         parts = spec.split(":")
         return Variant(parts[0], int(parts[1]), parts[2] if len(parts) > 2 and parts[2] else default_backend,
                        tuple(parts[3].split()) if len(parts) > 3 else ())
@@ -164,7 +168,8 @@ class RunningJob:
     def __init__(self, names: dict, variant: Variant, args):
         self.deploy = args.deploy
         snapshots = tempfile.mkdtemp(prefix="bench-models-")
-        flags = [f for f in variant.job_flags if f != "split"]
+        flags = [f for f in variant.job_flags if f not in ("split", "baseline")]
+        tree = args.baseline_tree if "baseline" in variant.job_flags else PROJECT_ROOT
         self.flags = [*fraud_config.command(names)[3:], "--model-snapshot-dir", snapshots,
                       "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
                       "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms), *flags]
@@ -174,12 +179,12 @@ class RunningJob:
         if self.deploy == "cluster":
             flink_cluster.stop(log=lambda *_: None)
             flink_cluster.start(taskmanagers=variant.parallelism * len(jobs), log=lambda *_: None)
-            self.job_ids = [flink_cluster.submit_python_job(PROJECT_ROOT / "jobs" / "fraud_detection.py",
+            self.job_ids = [flink_cluster.submit_python_job(tree / "jobs" / "fraud_detection.py",
                                                             self.flags + paths) for paths in jobs]
         else:
             log = open(self.log_path, "w")
             self.processes = [subprocess.Popen([sys.executable, "-m", "jobs.fraud_detection", *self.flags, *paths],
-                                               cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                               cwd=tree, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True) for paths in jobs]
 
     def pids(self) -> list[int]:
@@ -374,14 +379,18 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="jstack samples of the job during the live phase")
     parser.add_argument("--traffic-dir", default=str(state_dir() / "bench-traffic"))
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench" / "fraud_throughput.txt"))
+    parser.add_argument("--baseline-rev", default="HEAD", help="git revision that variants flagged `baseline` run")
     args = parser.parse_args()
+    args.baseline_tree = exported_tree(args.baseline_rev, "vigil-fraud-baseline") if "baseline" in args.variants else None
     bootstrap, registry = start_services()
     seconds = (args.prefill_minutes + args.minutes) * 60 + 30
     files = traffic_files(Path(args.traffic_dir), args.rate, seconds)
     variants = [Variant.parse(v, args.state_backend) for v in args.variants.split(",")]
     outcomes, lines = [], [f"fraud job live: {args.rate:,.0f} events/s for {args.minutes:g} min after "
                            f"{args.prefill_minutes:g} min of prefill; {args.deploy}, "
-                           f"checkpoints every {args.checkpoint_ms} ms, {os.cpu_count()} cores"]
+                           f"checkpoints every {args.checkpoint_ms} ms, {os.cpu_count()} cores"
+                           + (f"; baseline = {args.baseline_rev} ({short_rev(args.baseline_rev)})"
+                              if args.baseline_tree else "")]
     print(lines[0], flush=True)
     for variant in variants:
         outcome = run_variant(variant, files, bootstrap, registry, args)

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.cpu_profile import BusyTime, CpuProfile  # noqa: E402
 from bench.memory import PeakMemory, own_pid, percentile  # noqa: E402
+from bench.source_tree import exported_tree, short_rev  # noqa: E402
 from vigil.kafka_io import format_offsets  # noqa: E402
 from vigil import flink_cluster, kafka_broker, procs, topics  # noqa: E402
 from vigil.generator.producer import produce  # noqa: E402
@@ -135,14 +134,6 @@ class Variant:
     tree: Path  # the project tree whose jobs/ingest.py runs
 
 
-def baseline_tree(rev: str) -> Path:
-    """The project at `rev`, exported into a temporary folder (no worktree, no branch)."""
-    target = Path(tempfile.mkdtemp(prefix=f"vigil-ingest-baseline-{rev.replace('/', '_')}-"))
-    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", rev], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
-
-
 def _state_size(job_id: str) -> int | None:
     """Full state size of the job's last completed checkpoint, in bytes."""
     latest = flink_cluster.rest(f"/jobs/{job_id}/checkpoints")["latest"]["completed"]
@@ -207,7 +198,7 @@ def main() -> None:
 
     trees = {"current": PROJECT_ROOT}
     if "baseline" in args.variants.split(","):
-        trees["baseline"] = baseline_tree(args.baseline_rev)
+        trees["baseline"] = exported_tree(args.baseline_rev, "vigil-ingest-baseline")
     variants = [Variant(name, trees[name]) for name in args.variants.split(",")] * args.repeat
 
     kafka_broker.start(log=lambda *_: None)
@@ -220,8 +211,7 @@ def main() -> None:
         for variant in variants:
             results.append(run_variant(variant, args, bootstrap))
 
-    rev = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", args.baseline_rev],
-                         capture_output=True, text=True).stdout.strip()
+    rev = short_rev(args.baseline_rev)
     print(f"\ningest job on the local cluster ({args.parallelism} TaskManager(s) of one slot, parallelism "
           f"{args.parallelism}, python {args.python_mode} mode, checkpoint interval {args.checkpoint_interval_ms} ms, "
           f"{args.state_backend}, exactly-once Kafka sinks; baseline = {args.baseline_rev} ({rev}), current = working tree)")

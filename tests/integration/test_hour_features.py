@@ -6,7 +6,8 @@ recomputation too.
 A Flink MiniCluster reads a CSV file in event time (no Kafka: this checks the aggregate and its
 SQL). The traffic is built to hit the edges: events on both sides of minute boundaries and at
 exactly 59/60 minutes back, peers at the same millisecond, quiet gaps longer than an hour, one
-hot entity with hundreds of distinct users (the stale-value sweep runs), null places and amounts.
+hot entity with hundreds of distinct users, one whose users all churn (the stale-value sweep
+runs), null places and amounts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vigil.flink_env import FlinkSettings, stream_table_environment
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000  # a whole minute
 COLUMNS = ("event_id", "event_ms", "tenant_id", "merchant_id", "user_id", "device_id", "card_fingerprint", "ip",
            "country", "event_type", "amount_usd", "latitude", "longitude")
+CHURN_EVENTS = 3000
 ACTIVITY = ("device_uses", "country_uses", "prev_located_event_id", "prev_located_country")
 
 
@@ -59,6 +61,10 @@ def edge_traffic(seed: int = 7) -> list[dict]:
         amount = round(rng.lognormvariate(3, 1.2), 2) if kind == "payment_attempt" and rng.random() < 0.95 else None
         add(T0 + rng.randrange(180 * 60_000), "m-hot", f"u{rng.randrange(400)}", kind, amount,
             place=rng.random() < 0.9)
+    # a merchant whose customers churn: a new user on every event, so most values it remembers
+    # leave the hour and the stale-value sweep must run (test_the_sweep_runs)
+    for i in range(CHURN_EVENTS):
+        add(T0 + rng.randrange(180 * 60_000), "m-churn", f"uc{i}", "payment_attempt", 12.5)
     return events
 
 
@@ -150,3 +156,12 @@ def test_the_edges_are_in_the_data(streamed):
     assert rows[gap[1]["event_id"]]["payments_1h"] == 1 and rows[gap[1]["event_id"]]["seconds_since_last"] == 11400
     hot = [r for r in streamed["rows"] if r["entity"] == "merchant" and r["entity_id"] == "m-hot"]
     assert max(r["distinct_users_1h"] for r in hot) > 200
+
+
+def test_the_sweep_runs(streamed):
+    """m-churn remembers more users than the sweep's threshold (HourFeatures.advance: twice the
+    distinct users of the hour plus 64), so stale values are dropped while its rows stay equal to
+    the batch definition (test_every_row_equals_the_batch_definition)."""
+    churn = [r for r in streamed["rows"] if r["entity"] == "merchant" and r["entity_id"] == "m-churn"]
+    busiest_hour = max(r["distinct_users_1h"] for r in churn)
+    assert CHURN_EVENTS > 2 * busiest_hour + 64, busiest_hour
