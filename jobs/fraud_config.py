@@ -18,6 +18,7 @@ from vigil.registry.service import registry_url
 JOB_NAME = "vigil-fraud"
 FAST_JOB_NAME = "vigil-fraud-fast"   # --paths fast
 PATHS = ("both", "exact", "fast")
+FAST_STATE_TTL = "25 h"              # the fast job's state TTL (FraudConfig.state_ttl)
 
 
 def default_model_dir() -> str:
@@ -48,7 +49,9 @@ class FraudConfig:
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
     out_of_orderness_s: int = 5
-    history_ttl: str = "30 d"             # per-user device/country history for account takeover
+    # Processing-time TTL of all state (table.exec.state.ttl): the bound of the windows' idle keys;
+    # a backstop for the users' history and entities' hours, which go by event time (ADR 0007).
+    history_ttl: str = "30 d"
     transaction_timeout_ms: int = 900_000
     label_horizon_s: int = 7 * 24 * 3600  # payment vectors kept for their chargeback label
     # How long a quiet labels topic holds back the watermark. Replays that must score identically
@@ -130,6 +133,14 @@ class FraudConfig:
     @property
     def runs_fast(self) -> bool:
         return self.fast_path and self.paths in ("both", "fast")
+
+    @property
+    def state_ttl(self) -> str:
+        """table.exec.state.ttl. The fast job's only state is the users' features in processing
+        time, which need an hour and the previous event of the last day (HourFeatures.RETAIN_MS):
+        a day and an hour of processing time bounds it, where the exact job's backstop is
+        --history-ttl."""
+        return FAST_STATE_TTL if self.paths == "fast" else self.history_ttl
 
     @property
     def job_name(self) -> str:

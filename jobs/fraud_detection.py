@@ -22,7 +22,9 @@ Patterns (sql/queries/fraud_patterns.sql, fraud_velocity.sql; all Flink SQL, in 
        refund_abuse (30 days), amount_anomaly (z-score).
 Models udfs/fraud_scoring.py (River, per tenant, in event time), udfs/fast_path.py.
 State  pattern buffers bounded by WITHIN; OVER windows by their ranges (up to 30 days for refunds);
-       per-entity history expires after --history-ttl (table.exec.state.ttl); models, items
+       users' activity, entities' hours and velocity counts dropped by event time (process table
+       functions: an hour, a day or 30 days after an entity's newest event, ADR 0007); everything
+       also expires after --history-ttl (table.exec.state.ttl, processing time); models, items
        awaiting the watermark and payment vectors awaiting labels in the risk scorer (ADR 0005).
 Late   event time with --out-of-orderness bounded disorder; see ADR 0004 for what it costs.
 Code   this file wires the job; its SQL is in sql/ (ddl/fraud_tables.sql, queries/fraud_*.sql) and
@@ -42,9 +44,10 @@ if __package__ in (None, ""):  # `flink run -py jobs/fraud_detection.py` runs th
 from jobs.fraud_config import JOB_NAME, FraudConfig  # noqa: E402
 from jobs.fraud_sql import (DECISION_COLUMNS, DEFAULT_RULE_SHARDS, ENTITIES, FEATURE_COLUMNS, Fragment,  # noqa: E402
                             decided_sql, decision_inputs_sql, dlq_columns_sql, effective_rules_sql,
-                            fast_decisions_output_sql, fast_decisions_sql, fast_path_errors_sql,
-                            features_online_sql, haversine_sql, hour_features_over, jvm_decisions_sql,
-                            missing_columns_sql, pattern_views, scorer_errors_sql, usd_rate_sql)
+                            entity_events_view_sql, fast_decisions_output_sql, fast_decisions_sql,
+                            fast_path_errors_sql, features_online_sql, haversine_sql, hour_rows_of_users,
+                            hour_rows_over, hour_rows_process, jvm_decisions_sql, missing_columns_sql,
+                            pattern_views, scorer_errors_sql, usd_rate_sql)
 from udfs import fraud_features  # noqa: E402
 from vigil import fraud_rules, sql_files  # noqa: E402
 from vigil.flink_env import execute, plan_once, stream_table_environment, uid_settings  # noqa: E402
@@ -103,10 +106,11 @@ def create_event_views(t_env, exact: bool = True) -> None:
     """keyed_events_query (before any per-user state: the low-latency path reads it), then
     user_activity and keyed_events, computed once for the whole job (sql/queries/fraud_events.sql)."""
     t_env.create_java_temporary_system_function("hour_features", "vigil.flink.functions.HourFeatures")
-    t_env.create_java_temporary_system_function("user_activity", "vigil.flink.functions.UserActivity")
+    t_env.create_java_temporary_system_function("hour_features_process", "vigil.flink.functions.HourFeaturesProcess")
+    t_env.create_java_temporary_system_function("user_activity_process", "vigil.flink.functions.UserActivityProcess")
     for statement in sql_files.render("queries/fraud_events.sql", usd_rate=usd_rate_sql(),
                                       default_rule_shards=DEFAULT_RULE_SHARDS):
-        t_env.execute_sql(statement)
+        sql_files.execute(t_env, statement)
     if not exact:
         return
     plan_once(t_env, "user_activity_query", "user_activity", rowtime="event_time")
@@ -117,7 +121,8 @@ def create_event_views(t_env, exact: bool = True) -> None:
 def create_pattern_views(t_env, config: FraudConfig) -> None:
     """The SQL detections (patterns, rules, velocity) and the union `pattern_hits`; the events
     they test are joined to the rules once (ruled_events)."""
-    t_env.create_java_temporary_system_function("payment_velocity", "vigil.flink.functions.PaymentVelocity")
+    t_env.create_java_temporary_system_function("payment_velocity_process",
+                                                "vigil.flink.functions.PaymentVelocityProcess")
     for statement in sql_files.render("queries/fraud_ruled_events.sql", effective_rules=effective_rules_sql()):
         t_env.execute_sql(statement)
     plan_once(t_env, "ruled_events_query", "ruled_events", rowtime="event_time")
@@ -129,7 +134,7 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
     for entity, column in ENTITIES.items():
         for statement in sql_files.render("queries/fraud_velocity.sql", entity_type=entity,
                                           entity_column=Fragment(column)):
-            t_env.execute_sql(statement)
+            sql_files.execute(t_env, statement)
     # Some views keep event_time as a time attribute, pattern measures do not: a union needs one type.
     t_env.execute_sql("CREATE TEMPORARY VIEW pattern_hits AS\n" + "\nUNION ALL\n".join(
         f"SELECT tenant_id, fraud_pattern, entity_type, entity_id, event_id, "
@@ -142,23 +147,24 @@ def create_feature_views(t_env, exact: bool = True) -> None:
     """features_<entity> for user, card, device and merchant in event time (`exact`), and
     features_user_now (users, in arrival order) for the low-latency path
     (sql/queries/fraud_features.sql). Users' hour comes from user_activity (fraud_events.sql), the
-    other entities' from hour_features."""
+    other entities' from hour_features_process over <entity>_events."""
     haversine = haversine_sql("prev_latitude", "prev_longitude", "latitude", "longitude")
     # On arrival: before user_activity, whose rows wait for the watermark.
     t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time "
                       "FROM keyed_events_query")
     variants = []
     if exact:
-        variants.append(("user", "user", "user_id", Fragment("a"), "user_activity"))
-        variants += [(entity, entity, column, hour_features_over(column, "event_time"), "keyed_events")
-                     for entity, column in fraud_features.ENTITY_COLUMNS.items() if entity != "user"]
-    variants.append(("user_now", "user", "user_id", hour_features_over("user_id", "proc_time"), "arriving_events"))
-    for view_name, entity, column, hour_row, source_view in variants:
+        variants.append(("user", "user", hour_rows_of_users()))
+        for entity, column in fraud_features.ENTITY_COLUMNS.items():
+            if entity != "user":
+                t_env.execute_sql(entity_events_view_sql(f"{entity}_events", column))
+                variants.append((entity, entity, hour_rows_process(f"{entity}_events")))
+    variants.append(("user_now", "user", hour_rows_over("user_id", "proc_time", "arriving_events")))
+    for view_name, entity, hour_rows in variants:
         for statement in sql_files.render(
                 "queries/fraud_features.sql", view_name=view_name, entity_type=entity,
-                entity_column=Fragment(column), hour_row=hour_row,
-                source_view=Fragment(source_view), haversine_km=haversine):
-            t_env.execute_sql(statement)
+                hour_rows=hour_rows, haversine_km=haversine):
+            sql_files.execute(t_env, statement)
 
 
 def build_pipeline(t_env, config: FraudConfig) -> dict:
@@ -212,7 +218,7 @@ def create_fast_decisions_view(t_env, config: FraudConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     config = FraudConfig.from_args(argv)
     t_env = stream_table_environment(config.flink, config.job_name,
-                                     {"table.exec.state.ttl": config.history_ttl,
+                                     {"table.exec.state.ttl": config.state_ttl,
                                # Flush network buffers between operators after 5 ms, not Flink's
                                # 100 ms: each hop of the low-latency path waited up to that.
                                "execution.buffer-timeout.interval": f"{config.buffer_timeout_ms} ms",

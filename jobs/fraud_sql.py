@@ -74,12 +74,41 @@ def pattern_views() -> list[str]:
             + [f"alerts_velocity_{entity}" for entity in ENTITIES])
 
 
-def hour_features_over(column: str, time_column: str) -> Fragment:
-    """hour_features over the events of one entity (`column`), ordered by `time_column`."""
+_HOUR_ROW_COLUMNS = "event_id, event_type, appended_at, amount_usd, latitude, longitude"
+
+
+def hour_rows_over(column: str, time_column: str, source_view: str) -> Fragment:
+    """An entity's events (`column`) with `h`, hour_features in an unbounded OVER ordered by
+    `time_column` (the low-latency path's arrival order)."""
     return Fragment(
+        f"(SELECT tenant_id, {column} AS entity_id, CAST(event_time AS TIMESTAMP(3)) AS event_time, "
+        f"{_HOUR_ROW_COLUMNS}, "
         "hour_features(event_time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country, "
         f"latitude, longitude) OVER (PARTITION BY tenant_id, {column} ORDER BY {time_column} "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS h FROM {source_view} WHERE {column} IS NOT NULL)")
+
+
+def entity_events_view_sql(view: str, column: str) -> str:
+    """The events of one entity type (`column` not null, as entity_id) with the columns
+    hour_features_process reads."""
+    return (f"CREATE TEMPORARY VIEW {view} AS SELECT tenant_id, {column} AS entity_id, event_id, event_time, "
+            "event_type, appended_at, amount_usd, user_id, device_id, card_fingerprint, ip, country, latitude, "
+            f"longitude FROM keyed_events WHERE {column} IS NOT NULL")
+
+
+def hour_rows_process(input_view: str) -> Fragment:
+    """`input_view`'s events (one entity's, as entity_id) with `h`, from hour_features_process in
+    event-time order."""
+    return Fragment(
+        f"(SELECT tenant_id, entity_id, CAST(rowtime AS TIMESTAMP(3)) AS event_time, {_HOUR_ROW_COLUMNS}, h "
+        f"FROM hour_features_process(input => TABLE {input_view} PARTITION BY (tenant_id, entity_id), "
+        f"on_time => DESCRIPTOR(event_time), uid => 'hour-features-{input_view}'))")
+
+
+def hour_rows_of_users() -> Fragment:
+    """The users' events with `h`: the hour fields of user_activity's `a`."""
+    return Fragment(f"(SELECT tenant_id, user_id AS entity_id, CAST(event_time AS TIMESTAMP(3)) AS event_time, "
+                    f"{_HOUR_ROW_COLUMNS}, a AS h FROM user_activity WHERE user_id IS NOT NULL)")
 
 
 def features_json_sql() -> str:

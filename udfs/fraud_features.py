@@ -17,7 +17,7 @@ event (java/vigil-formats HourFeatures, ADR 0007):
 | payments_1h | payments of E in the hour |
 | amount_usd_1h | sum of the payments' amounts in USD in the hour |
 | distinct_{users,devices,cards,ips,countries}_1h | distinct non-null values among E's events in the hour |
-| seconds_since_last | whole seconds since E's previous event (null for its first) |
+| seconds_since_last | whole seconds since E's previous event (null for its first, and when that was more than RETAIN_MS (24 h) before) |
 | km_per_hour_since_last | great-circle km from the previous event's place / max(seconds, 1) * 3600 (null when either has no place) |
 | amount_z_1h | for a payment with an amount and >= 2 payments in the hour: (ln usd - mean ln usd) / max(std ln usd, 0.5) over the hour's payments; else null |
 
@@ -42,6 +42,9 @@ FEATURES = ("events_1h", "payments_1h", "amount_usd_1h", "distinct_users_1h", "d
             "km_per_hour_since_last", "amount_z_1h")
 MINUTE_MS = 60_000
 HOUR_MINUTES = 60
+# An entity quiet for longer starts afresh (its previous event forgotten), so the job can drop a
+# quiet entity's state by event time (java/vigil-formats HourFeatures.RETAIN_MS, ADR 0007).
+RETAIN_MS = 24 * 3_600_000
 _DISTINCT = {"distinct_users_1h": "user_id", "distinct_devices_1h": "device_id",
              "distinct_cards_1h": "card_fingerprint", "distinct_ips_1h": "ip", "distinct_countries_1h": "country"}
 
@@ -73,7 +76,7 @@ def batch_features(events: list[dict]) -> list[dict]:
                "amount_usd_1h": sum(e.get("amount_usd") or 0.0 for e in payments)}
         for name, column in _DISTINCT.items():
             row[name] = len({e.get(column) for e in window if e.get(column) is not None})
-        previous = ordered[i - 1] if i else None
+        previous = ordered[i - 1] if i and t - ordered[i - 1]["event_time"] <= RETAIN_MS else None
         row["seconds_since_last"] = int((t - previous["event_time"]) / 1000) if previous else None
         located = previous and None not in (previous.get("latitude"), previous.get("longitude"),
                                             event.get("latitude"), event.get("longitude"))

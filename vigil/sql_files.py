@@ -6,6 +6,7 @@ never end a literal, except values wrapped in `Fragment` (SQL the code itself co
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from string import Template
 
@@ -33,6 +34,21 @@ def render(relative_path: str, **values) -> list[str]:
     if _has_code("\n".join(current)):
         raise ValueError(f"{relative_path}: the last statement does not end with ';'")
     return statements
+
+
+_VIEW = re.compile(r"^CREATE TEMPORARY VIEW\s+(\w+)\s+AS\s+(.*)$", re.DOTALL | re.IGNORECASE)
+
+
+def execute(t_env, statement: str) -> None:
+    """Run one rendered statement. A view is registered from its planned query (a Table), not
+    as SQL text: Flink 2.2 cannot expand a SQL view whose text calls a process table function
+    (`TABLE v PARTITION BY ...` fails with a ClassCastException when another query reads the view)."""
+    code = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+    view = _VIEW.match(code)
+    if view:
+        t_env.create_temporary_view(view.group(1), t_env.sql_query(view.group(2)))
+    else:
+        t_env.execute_sql(statement)
 
 
 def _has_code(text: str) -> bool:

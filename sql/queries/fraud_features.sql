@@ -1,17 +1,21 @@
--- Real-time features of one entity type (${entity_type}: events keyed by ${entity_column}), rendered
+-- Real-time features of one entity type, rendered
 -- once per entity type (user, card, device, merchant) by jobs/fraud_detection.py, in event time;
 -- and once more for users in processing time (proc_time) for the low-latency path. Definitions,
 -- and the batch recomputation the tests compare against: udfs/fraud_features.py.
--- Input: ${source_view}, every event of the entity.
+-- Input: hour_rows, every event of the entity with its hour (below).
 -- Output: one row per event: the entity's features as of that event (the event included).
--- How: ${hour_row} is hour_features (java/vigil-formats HourFeatures) in an unbounded ROWS OVER
--- window partitioned by the entity, or for users the same fields of user_activity
--- (fraud_patterns.sql): per-minute counters and exact sums for the current minute and the 59
--- before it, and the minute each distinct user/device/card/ip/country was last seen. Cost per event
--- is constant and state is bounded by the entity's distinct values in an hour, whatever its
--- traffic: a 1-hour RANGE window kept every row and walked them all on each timer, which a busy
--- merchant cannot afford (ADR 0007).
--- State: one accumulator per (tenant, entity), expires with table.exec.state.ttl.
+-- How: hour_rows (jobs/fraud_sql.py) gives the entity's events with `h`, its hour as of each event: per-minute
+-- counters and exact sums for the current minute and the 59 before it, and the minute each distinct
+-- user/device/card/ip/country was last seen (java/vigil-formats HourFeatures). For cards, devices
+-- and merchants, hour_features_process (HourFeaturesProcess) in event-time order; for users, the
+-- same fields of user_activity (fraud_events.sql); for the low-latency path, hour_features in an
+-- unbounded ROWS OVER in arrival order (jobs/fraud_sql.py). Cost per event is constant and state
+-- is bounded by the entity's distinct values in an hour, whatever its traffic: a 1-hour RANGE
+-- window kept every row and walked them all on each timer, which a busy merchant cannot afford
+-- (ADR 0007).
+-- State: per (tenant, entity), bounded by event time in the exact path (the hour goes an hour after
+-- the entity's newest event, its previous event a day after it); the low-latency path's per user
+-- expires with table.exec.state.ttl (processing time, as that path is).
 
 CREATE TEMPORARY VIEW features_${view_name} AS
 SELECT tenant_id, '${entity_type}' AS entity_type, entity_id, event_id, event_time, event_type,
@@ -33,10 +37,5 @@ FROM (
          CASE WHEN h.prev_event_time > event_time THEN 0
               ELSE TIMESTAMPDIFF(SECOND, h.prev_event_time, event_time) END AS seconds_since_last,
          h.prev_latitude AS prev_latitude, h.prev_longitude AS prev_longitude
-  FROM (
-    SELECT tenant_id, ${entity_column} AS entity_id, event_id, CAST(event_time AS TIMESTAMP(3)) AS event_time,
-           event_type, appended_at, amount_usd, latitude, longitude, ${hour_row} AS h
-    FROM ${source_view}
-    WHERE ${entity_column} IS NOT NULL
-  )
+  FROM ${hour_rows}
 );

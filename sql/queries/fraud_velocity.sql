@@ -1,22 +1,24 @@
 -- Velocity of payment attempts per ${entity_type} over 1 min, 10 min and 1 h, rendered once per
 -- entity (card, user, device, ip) by jobs/fraud_detection.py. Input: payment_attempts
 -- (fraud_patterns.sql), with the rules in force at each payment.
--- payment_velocity (java/vigil-formats PaymentVelocity) counts the entity's payments in each
--- window as of each payment, that one included, in one keyed operator per entity (it was one
--- RANGE OVER per entity and window). Payments of one millisecond count in the order they were read,
--- so a threshold is met by exactly one payment.
+-- payment_velocity_process (java/vigil-formats PaymentVelocityProcess, a process table function)
+-- counts the entity's payments in each window as of each payment, that one included, in one keyed
+-- operator per entity (it was one RANGE OVER per entity and window). Payments of one millisecond
+-- count in the order they were read, so a threshold is met by exactly one payment.
 -- One alert per window when the count reaches the threshold in force (not one per event above it).
--- State: the times of the entity's payments of the last hour (table.exec.state.ttl drops idle ones).
+-- State: the times of the entity's payments of the last hour, dropped once the watermark passes
+-- its newest payment plus an hour (event time; table.exec.state.ttl is only a backstop).
+CREATE TEMPORARY VIEW velocity_input_${entity_type} AS
+SELECT tenant_id, ${entity_column} AS entity_id, event_id, event_time, velocity_enabled, velocity_1m, velocity_10m,
+       velocity_1h, rules_effective_from, appended_at
+FROM payment_attempts
+WHERE ${entity_column} IS NOT NULL;
+
 CREATE TEMPORARY VIEW velocity_${entity_type} AS
-SELECT tenant_id, entity_id, event_id, event_time, velocity_enabled, velocity_1m, velocity_10m, velocity_1h,
-       rules_effective_from, appended_at,
-       payment_velocity(event_time) OVER (PARTITION BY tenant_id, entity_id ORDER BY event_time
-                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS v
--- Only the columns used after the window: the OVER operator keeps its input rows until the watermark.
-FROM (SELECT tenant_id, ${entity_column} AS entity_id, event_id, event_time, velocity_enabled, velocity_1m,
-             velocity_10m, velocity_1h, rules_effective_from, appended_at
-      FROM payment_attempts
-      WHERE ${entity_column} IS NOT NULL);
+SELECT tenant_id, entity_id, event_id, rowtime AS event_time, velocity_enabled, velocity_1m, velocity_10m,
+       velocity_1h, rules_effective_from, appended_at, v
+FROM payment_velocity_process(input => TABLE velocity_input_${entity_type} PARTITION BY (tenant_id, entity_id),
+                              on_time => DESCRIPTOR(event_time), uid => 'velocity-${entity_type}');
 
 CREATE TEMPORARY VIEW alerts_velocity_${entity_type} AS
 SELECT tenant_id, 'velocity' AS fraud_pattern, '${entity_type}' AS entity_type, entity_id,

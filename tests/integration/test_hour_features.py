@@ -7,7 +7,8 @@ A Flink MiniCluster reads a CSV file in event time (no Kafka: this checks the ag
 SQL). The traffic is built to hit the edges: events on both sides of minute boundaries and at
 exactly 59/60 minutes back, peers at the same millisecond, quiet gaps longer than an hour, one
 hot entity with hundreds of distinct users, one whose users all churn (the stale-value sweep
-runs), null places and amounts.
+runs), entities quiet for more than a day and a user quiet for more than 30 days (what the job
+forgets by event time; every cleanup timer fires as the watermark jumps), null places and amounts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ T0 = 1_790_000_000_000 - 1_790_000_000_000 % 60_000  # a whole minute
 COLUMNS = ("event_id", "event_ms", "tenant_id", "merchant_id", "user_id", "device_id", "card_fingerprint", "ip",
            "country", "event_type", "amount_usd", "latitude", "longitude")
 CHURN_EVENTS = 3000
+DAY_MS = 24 * 3_600_000
+MONTH_MS = 30 * DAY_MS  # java/vigil-formats UserActivity.RETAIN_MS
 ACTIVITY = ("device_uses", "country_uses", "prev_located_event_id", "prev_located_country")
 
 
@@ -55,6 +58,12 @@ def edge_traffic(seed: int = 7) -> list[dict]:
     # a quiet gap longer than the hour, then activity again
     add(T0 + 10 * 60_000, "m-gap", "u-gap", "payment_attempt", 50.0)
     add(T0 + 200 * 60_000, "m-gap", "u-gap", "payment_attempt", 70.0)
+    # quiet for longer than a day (the previous event is forgotten) and than 30 days (the user's
+    # devices, countries and last place too); the watermark jumps, so every cleanup timer fires
+    add(T0 + 5 * 60_000, "m-day", "u-day", "payment_attempt", 30.0)
+    add(T0 + 5 * 60_000 + DAY_MS + 60_000, "m-day", "u-day", "payment_attempt", 31.0)
+    add(T0 + 7 * 60_000, "m-month", "u-month", "login")
+    add(T0 + 7 * 60_000 + 31 * DAY_MS, "m-month", "u-month", "login")
     # a hot merchant: hundreds of distinct users over three hours (stale distinct values are swept)
     for i in range(1500):
         kind = rng.choices(["page_view", "payment_attempt", "login"], [6, 3, 1])[0]
@@ -128,9 +137,13 @@ def test_every_row_equals_the_batch_definition(streamed):
 
 
 def test_user_activity_counts_devices_and_countries_and_keeps_the_previous_place(streamed):
-    uses, last_place, compared = {}, {}, 0
+    uses, last_place, last_ms, compared = {}, {}, {}, 0
     for e in sorted(streamed["events"], key=lambda e: e["event_ms"]):  # stable: the file's order
         user = e["user_id"]
+        if user in last_ms and e["event_ms"] - last_ms[user] > MONTH_MS:  # quiet for 30 days: afresh
+            uses = {k: n for k, n in uses.items() if k[0] != user}
+            last_place.pop(user, None)
+        last_ms[user] = e["event_ms"]
         for column, name in (("device_id", "device_uses"), ("country", "country_uses")):
             uses[(user, column, e[column])] = uses.get((user, column, e[column]), 0) + 1
         place = last_place.get(user)
@@ -154,6 +167,11 @@ def test_the_edges_are_in_the_data(streamed):
     assert rows[at_59_end["event_id"]]["payments_1h"] == 6  # minutes 0, 1, 59 (x2 each)
     gap = sorted((e for e in streamed["events"] if e["user_id"] == "u-gap"), key=lambda e: e["event_ms"])
     assert rows[gap[1]["event_id"]]["payments_1h"] == 1 and rows[gap[1]["event_id"]]["seconds_since_last"] == 11400
+    day = sorted((e for e in streamed["events"] if e["user_id"] == "u-day"), key=lambda e: e["event_ms"])
+    assert rows[day[1]["event_id"]]["seconds_since_last"] is None and rows[day[1]["event_id"]]["payments_1h"] == 1
+    month = sorted((e for e in streamed["events"] if e["user_id"] == "u-month"), key=lambda e: e["event_ms"])
+    assert streamed["activity"][month[1]["event_id"]]["country_uses"] == 1
+    assert streamed["activity"][month[1]["event_id"]]["prev_located_event_id"] is None
     hot = [r for r in streamed["rows"] if r["entity"] == "merchant" and r["entity_id"] == "m-hot"]
     assert max(r["distinct_users_1h"] for r in hot) > 200
 

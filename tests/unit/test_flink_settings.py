@@ -29,3 +29,13 @@ def test_flink_conf_wins_over_defaults_and_the_jobs_own_options():
 def test_a_malformed_flink_conf_option_is_refused_with_its_text(option):
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         _job_config(_settings("--flink-conf", option), "vigil-test", None)
+
+
+def test_the_fast_job_bounds_its_processing_time_state_by_a_day_and_an_hour():
+    """The fast job's features are in processing time: its TTL is what they need (25 h), not the
+    exact job's 30-day --history-ttl backstop (ADR 0007 section 9)."""
+    from jobs.fraud_config import FAST_STATE_TTL, FraudConfig
+
+    assert FraudConfig.from_args(["--paths", "fast", "--history-ttl", "30 d"]).state_ttl == FAST_STATE_TTL == "25 h"
+    assert FraudConfig.from_args(["--paths", "exact", "--history-ttl", "7 d"]).state_ttl == "7 d"
+    assert FraudConfig.from_args([]).state_ttl == FraudConfig().history_ttl

@@ -55,6 +55,9 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
     static final int MINUTES = 60;
     static final int DIMENSIONS = 5; // users, devices, cards, ips, countries
     static final double MIN_USD = 0.01;
+    /** How long an entity's previous event is remembered (udfs/fraud_features.py: RETAIN_MS). */
+    static final long RETAIN_MS = 24 * 3_600_000L;
+    static final long HOUR_MS = MINUTES * MINUTE_MS;
 
     /** One minute of an entity's events. */
     public static final class Minute {
@@ -123,9 +126,16 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
                 ZoneOffset.UTC);
     }
 
-    /** One event into the hour; `values` are its user, device, card, ip and country. */
+    /**
+     * One event into the hour; `values` are its user, device, card, ip and country. An entity quiet
+     * for more than RETAIN_MS starts afresh: its previous event is forgotten too (so the state of a
+     * quiet entity can go, HourFeaturesProcess, and the definition does not depend on when it went).
+     */
     static void add(Hour hour, long ms, String eventType, Double amountUsd, String[] values, Double latitude,
             Double longitude) {
+        if (hour.hasLast && ms - hour.lastMs > RETAIN_MS) {
+            forget(hour);
+        }
         long minute = Math.floorDiv(ms, MINUTE_MS);
         if (minute > hour.newestMinute) {
             advance(hour, minute);
@@ -187,6 +197,32 @@ public final class HourFeatures extends AggregateFunction<Row, HourFeatures.Hour
                 seen.values().removeIf(m -> m < oldest);
             }
         }
+    }
+
+    /** Everything of the hour dropped, the last events kept: once no event can count in it. */
+    static void compact(Hour hour) {
+        hour.minutes.clear();
+        hour.events = 0;
+        hour.payments = 0;
+        hour.amountUsd = BigDecimal.ZERO;
+        hour.logUsd = BigDecimal.ZERO;
+        hour.logUsdSquared = BigDecimal.ZERO;
+        for (int d = 0; d < DIMENSIONS; d++) {
+            hour.distinct[d] = 0;
+            hour.lastSeenMinute.get(d).clear();
+        }
+    }
+
+    /** The entity as if never seen. */
+    static void forget(Hour hour) {
+        compact(hour);
+        hour.newestMinute = Long.MIN_VALUE;
+        hour.hasLast = false;
+        hour.lastLatitude = null;
+        hour.lastLongitude = null;
+        hour.hasPrevious = false;
+        hour.previousLatitude = null;
+        hour.previousLongitude = null;
     }
 
     private static Minute bucket(Hour hour, long minute) {

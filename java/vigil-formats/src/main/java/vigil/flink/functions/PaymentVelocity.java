@@ -1,32 +1,26 @@
 package vigil.flink.functions;
 
-import java.time.LocalDateTime;
-
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.functions.AggregateFunction;
-import org.apache.flink.types.Row;
 
 /**
- * PAYMENT_VELOCITY(time): how many rows of the partition fell in the last minute, ten minutes and
- * hour, as of each row and that row included, for an unbounded ROWS OVER window ordered by event
- * time (the velocity pattern: sql/queries/fraud_velocity.sql). "The last minute" of a row at t is
- * [t - 1 min, t], the range a RANGE OVER with INTERVAL '1' MINUTE PRECEDING covers.
+ * How many payments of an entity fell in the last minute, ten minutes and hour, as of each payment
+ * and that one included (the velocity pattern: sql/queries/fraud_velocity.sql, through
+ * PaymentVelocityProcess). "The last minute" of a payment at t is [t - 1 min, t], the range a
+ * RANGE OVER with INTERVAL '1' MINUTE PRECEDING covers.
  *
  * <p>Why: velocity was three RANGE OVER operators per entity (12 in all), each keeping its rows
- * and sorting every payment again. One aggregate keeps the times of the last hour and answers the
+ * and sorting every payment again. One state keeps the times of the last hour and answers the
  * three windows with two binary searches.
  *
- * <p>Rows at the same millisecond count in the order they were read (ROWS): each sees a count of
- * its own, so a threshold is met by exactly one row. (A RANGE window gives all of them the same
- * count, which can step over a threshold and alert on none, or alert twice.)
+ * <p>Payments at the same millisecond count in the order they were read: each sees a count of
+ * its own, so a threshold is met by exactly one payment. (A RANGE window gives all of them the
+ * same count, which can step over a threshold and alert on none, or alert twice.)
  */
-@FunctionHint(
-        input = {@DataTypeHint("TIMESTAMP(3)")},
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = PaymentVelocity.Times.class,
-                rawSerializer = AccumulatorSerializers.TimesSerializer.class),
-        output = @DataTypeHint("ROW<attempts_1m BIGINT, attempts_10m BIGINT, attempts_1h BIGINT>"))
-public final class PaymentVelocity extends AggregateFunction<Row, PaymentVelocity.Times> {
+public final class PaymentVelocity {
+
+    /** The output's fields. */
+    static final String FIELDS = "attempts_1m BIGINT, attempts_10m BIGINT, attempts_1h BIGINT";
+
+    private PaymentVelocity() {}
 
     static final long[] WINDOWS_MS = {60_000L, 600_000L, 3_600_000L};
 
@@ -79,16 +73,8 @@ public final class PaymentVelocity extends AggregateFunction<Row, PaymentVelocit
         }
     }
 
-    @Override
-    public Times createAccumulator() {
-        return new Times();
-    }
-
-    public void accumulate(Times times, LocalDateTime time) {
-        if (time == null) {
-            return;
-        }
-        long now = HourFeatures.epochMs(time);
+    /** One payment at `now` (epoch ms); the counts become those as of it. */
+    static void add(Times times, long now) {
         times.dropOlderThan(now - WINDOWS_MS[WINDOWS_MS.length - 1]);
         times.append(now);
         for (int w = 0; w < WINDOWS_MS.length; w++) {
@@ -96,8 +82,7 @@ public final class PaymentVelocity extends AggregateFunction<Row, PaymentVelocit
         }
     }
 
-    @Override
-    public Row getValue(Times times) {
-        return Row.of(times.counts[0], times.counts[1], times.counts[2]);
+    static Object[] values(Times times) {
+        return new Object[] {times.counts[0], times.counts[1], times.counts[2]};
     }
 }

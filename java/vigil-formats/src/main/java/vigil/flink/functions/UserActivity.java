@@ -1,17 +1,10 @@
 package vigil.flink.functions;
 
-import java.time.LocalDateTime;
 import java.util.HashMap;
 
-import org.apache.flink.table.annotation.DataTypeHint;
-import org.apache.flink.table.annotation.FunctionHint;
-import org.apache.flink.table.functions.AggregateFunction;
-import org.apache.flink.types.Row;
-
 /**
- * USER_ACTIVITY(time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country,
- * latitude, longitude, event_id): everything the fraud job keeps per user, in one aggregate for an
- * unbounded ROWS OVER window partitioned by (tenant, user). Its value as of each event:
+ * Everything the fraud job keeps per user, as of each of the user's events in event-time order
+ * (through UserActivityProcess, partitioned by tenant and user):
  * <ul>
  *   <li>the user's hour features (HourFeatures' fields, same definitions);</li>
  *   <li>device_uses / country_uses: events of the user on this event's device / in its country so
@@ -21,21 +14,17 @@ import org.apache.flink.types.Row;
  * Why one aggregate: each of these was its own keyed operator over every event (three OVER
  * windows and the features' window), and every operator re-keys, serialises and re-sorts each
  * event by time. A null device or country counts as a value of its own, as a COUNT(*) partitioned
- * by it did.
+ * by it did. A user quiet for more than RETAIN_MS (30 days) starts afresh: the history of account
+ * takeover's "new device or country" is 30 days of event time.
  */
-@FunctionHint(
-        input = {
-            @DataTypeHint("TIMESTAMP(3)"), @DataTypeHint("STRING"), @DataTypeHint("DOUBLE"),
-            @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("STRING"),
-            @DataTypeHint("STRING"), @DataTypeHint("STRING"), @DataTypeHint("DOUBLE"), @DataTypeHint("DOUBLE"),
-            @DataTypeHint("STRING")
-        },
-        accumulator = @DataTypeHint(value = "RAW", bridgedTo = UserActivity.Activity.class,
-                rawSerializer = AccumulatorSerializers.ActivitySerializer.class),
-        output = @DataTypeHint("ROW<" + HourFeatures.FIELDS + ", device_uses BIGINT, country_uses BIGINT,"
-                + " prev_located_time TIMESTAMP(3), prev_located_event_id STRING, prev_located_country STRING,"
-                + " prev_located_latitude DOUBLE, prev_located_longitude DOUBLE>"))
-public final class UserActivity extends AggregateFunction<Row, UserActivity.Activity> {
+public final class UserActivity {
+
+    /** The output's fields: HourFeatures' and the user's own. */
+    static final String FIELDS = HourFeatures.FIELDS + ", device_uses BIGINT, country_uses BIGINT,"
+            + " prev_located_time TIMESTAMP(3), prev_located_event_id STRING, prev_located_country STRING,"
+            + " prev_located_latitude DOUBLE, prev_located_longitude DOUBLE";
+
+    static final long RETAIN_MS = 30 * 24 * 3_600_000L;
 
     private static final String NULL_KEY = "\u0000";
 
@@ -62,18 +51,15 @@ public final class UserActivity extends AggregateFunction<Row, UserActivity.Acti
         public Activity() {}
     }
 
-    @Override
-    public Activity createAccumulator() {
-        return new Activity();
-    }
-
-    public void accumulate(Activity activity, LocalDateTime time, String eventType, Double amountUsd, String userId,
+    /** One event of the user at `ms` (epoch ms). */
+    static void add(Activity activity, long ms, String eventType, Double amountUsd, String userId,
             String deviceId, String cardFingerprint, String ip, String country, Double latitude, Double longitude,
             String eventId) {
-        if (time == null) {
-            return;
+        if (activity.hour.hasLast && ms - activity.hour.lastMs > RETAIN_MS) {
+            activity.deviceUses.clear();
+            activity.countryUses.clear();
+            activity.lastLocated = null;
         }
-        long ms = HourFeatures.epochMs(time);
         HourFeatures.add(activity.hour, ms, eventType, amountUsd,
                 new String[] {userId, deviceId, cardFingerprint, ip, country}, latitude, longitude);
         activity.currentDeviceUses = activity.deviceUses.merge(deviceId == null ? NULL_KEY : deviceId, 1L, Long::sum);
@@ -90,8 +76,8 @@ public final class UserActivity extends AggregateFunction<Row, UserActivity.Acti
         }
     }
 
-    @Override
-    public Row getValue(Activity activity) {
+    /** The output fields, in the order of FIELDS. */
+    static Object[] values(Activity activity) {
         Object[] hour = HourFeatures.values(activity.hour);
         Object[] values = new Object[hour.length + 7];
         System.arraycopy(hour, 0, values, 0, hour.length);
@@ -103,6 +89,6 @@ public final class UserActivity extends AggregateFunction<Row, UserActivity.Acti
         values[hour.length + 4] = previous == null ? null : previous.country;
         values[hour.length + 5] = previous == null ? null : previous.latitude;
         values[hour.length + 6] = previous == null ? null : previous.longitude;
-        return Row.of(values);
+        return values;
     }
 }

@@ -1,0 +1,100 @@
+package vigil.flink.functions;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.apache.flink.table.api.dataview.MapView;
+import org.apache.flink.table.functions.ProcessTableFunction;
+import org.apache.flink.types.Row;
+
+/**
+ * What the fraud job's process table functions (HourFeaturesProcess, UserActivityProcess,
+ * PaymentVelocityProcess) share: the rows of one partition held until the watermark passes their
+ * time and then handed over in event-time order (rows of one millisecond in arrival order), as
+ * an event-time OVER window does; and timers that reclaim a quiet partition's state by event time.
+ *
+ * <p>Why these functions exist: an unbounded OVER window keeps a key's accumulator until the
+ * processing-time TTL (table.exec.state.ttl, 30 days for the users' history) expires it, so every
+ * card, device and IP seen in the last 30 days of wall-clock time keeps its hour of features, and a
+ * replay or a backfill keeps everything it read. Here the state of a key goes when the watermark
+ * passes its newest event plus the function's retention: an event-time bound (ADR 0007).
+ * The retention is also part of each definition (an entity quiet for longer starts afresh), so the
+ * results do not depend on when a timer fired.
+ */
+final class EventTimeOrder {
+
+    static final String PENDING = "pending";
+
+    private EventTimeOrder() {}
+
+    /** The field names of a ROW body such as "a STRING, b DOUBLE" (fields of simple types only). */
+    static String[] fieldNames(String rowFields) {
+        String[] parts = rowFields.split(",");
+        String[] names = new String[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            names[i] = parts[i].trim().split("\\s+")[0];
+        }
+        return names;
+    }
+
+    /** `input`'s fields named `names`, in that order: what the function keeps of a row. */
+    static Row select(Row input, String[] names) {
+        Object[] values = new Object[names.length];
+        for (int i = 0; i < names.length; i++) {
+            values[i] = input.getField(names[i]);
+        }
+        return Row.of(values);
+    }
+
+    /** Hold `row` until the watermark passes its time (the input row's on_time). */
+    static void hold(ProcessTableFunction.Context ctx, MapView<Long, Row[]> pending, Row row) throws Exception {
+        ProcessTableFunction.TimeContext<Long> time = ctx.timeContext(Long.class);
+        long t = time.time();
+        Row[] held = pending.get(t);
+        if (held == null) {
+            held = new Row[] {row};
+            time.registerOnTime(t); // unnamed: one per distinct time, fires when the watermark reaches it
+        } else {
+            held = Arrays.copyOf(held, held.length + 1);
+            held[held.length - 1] = row;
+        }
+        pending.put(t, held);
+    }
+
+    /** The rows held for the time of the firing (unnamed) timer, in arrival order; none left held. */
+    static List<Row> release(ProcessTableFunction.OnTimerContext ctx, MapView<Long, Row[]> pending)
+            throws Exception {
+        long t = ctx.timeContext(Long.class).time();
+        Row[] held = pending.get(t);
+        if (held == null) {
+            return List.of();
+        }
+        pending.remove(t);
+        return new ArrayList<>(Arrays.asList(held));
+    }
+
+    /**
+     * Keep the named timer `name` at the first minute boundary after `newestMs + retentionMs`:
+     * re-registered at most once a minute of event time per key (each registration replaces the
+     * last), not on every row. Returns the time now registered, which the caller keeps in its state.
+     */
+    static long keepTimer(ProcessTableFunction.OnTimerContext ctx, String name, long registered, long newestMs,
+            long retentionMs) {
+        long at = (Math.floorDiv(newestMs + retentionMs, HourFeatures.MINUTE_MS) + 1) * HourFeatures.MINUTE_MS;
+        if (at != registered) {
+            ctx.timeContext(Long.class).registerOnTime(name, at);
+        }
+        return at;
+    }
+
+    /** The first `passed` fields of a held row followed by the computed row. */
+    static Row output(Row held, int passed, Object[] computed) {
+        Object[] values = new Object[passed + 1];
+        for (int i = 0; i < passed; i++) {
+            values[i] = held.getField(i);
+        }
+        values[passed] = Row.of(computed);
+        return Row.of(values);
+    }
+}
