@@ -7,7 +7,10 @@ group's offsets, committed on each checkpoint) and the size of its newest checkp
 state: heap snapshots are full). Prints a row each time another tenth of the events is done.
 
     .venv/bin/python bench/fraud_state.py [--events 200000] [--rate 20] [--clean-topic EXISTING]
-                                          [--history-ttl '3 min']
+                                          [--history-ttl '3 min'] [--baseline-rev REV]
+
+--baseline-rev runs the same measurement a second time, on the same events, with the fraud job of
+git revision REV (exported with `git archive`): a change's state size against the code before it.
 
 Flink's state TTL (the job's --history-ttl, 30 days by default) counts processing time: a run that
 replays days of event time in minutes never reaches the default TTL, so it shows the growth with
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fraud_setup import prepare, start_services  # noqa: E402
 from bench.memory import tree_rss_bytes  # noqa: E402
+from bench.source_tree import exported_tree, short_rev  # noqa: E402
 from jobs import fraud_config  # noqa: E402
 from vigil import fraud_rules  # noqa: E402
 from vigil import kafka_io, procs, topics  # noqa: E402
@@ -64,6 +68,7 @@ def main() -> None:
     parser.add_argument("--clean-topic", help="reuse a filled events.clean topic (e.g. a quality run's)")
     parser.add_argument("--history-ttl", help="the job's --history-ttl (table.exec.state.ttl), e.g. '3 min': "
                         "the TTL counts processing time, so only a short one expires within a run")
+    parser.add_argument("--baseline-rev", help="also measure the job of this git revision on the same events")
     args = parser.parse_args()
     if args.clean_topic:
         bootstrap, _ = start_services()
@@ -73,13 +78,25 @@ def main() -> None:
     else:
         prepared = prepare(args.events, args.seed, args.rate, fraud_fraction=0.02, prefix="state")
         bootstrap, names, total = prepared.bootstrap, prepared.names, prepared.events
+    print(f"{total:,} events in {names['clean']}")
+    measure("working tree", PROJECT_ROOT, bootstrap, names, total, args)
+    if args.baseline_rev:
+        # Same events, the job of REV, outputs and consumer group of its own.
+        baseline = {**topics.create_fraud_topics(bootstrap, f"{names['prefix']}-base"), "clean": names["clean"]}
+        publish(bootstrap, baseline["rules"], fraud_rules.default_message(0))
+        measure(f"{args.baseline_rev} ({short_rev(args.baseline_rev)})", exported_tree(args.baseline_rev, "vigil-state"),
+                bootstrap, baseline, total, args)
+
+
+def measure(label: str, tree: Path, bootstrap: str, names: dict, total: int, args) -> None:
+    """Run the fraud job of `tree` over names['clean'] and print its state size as it goes."""
     work = Path(tempfile.mkdtemp(prefix="bench-state-"))
     cmd = fraud_config.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
                                "--model-snapshot-dir", str(work / "models"),
                                *(("--history-ttl", args.history_ttl) if args.history_ttl else ()))
     log = open(work / "job.log", "w")
-    job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    print(f"{total:,} events in {names['clean']}; job log {log.name}")
+    job = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"\n{label}: job log {log.name}")
     print(f"{'offsets done':>12} {'state (newest checkpoint)':>26} {'job RSS':>9} {'elapsed':>8}")
     started, next_row, done, unchanged, known = time.monotonic(), 0.1, 0, 0, {}
     try:

@@ -49,8 +49,8 @@ class FraudConfig:
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
     out_of_orderness_s: int = 5
-    # Processing-time TTL of all state (table.exec.state.ttl): the bound of the windows' idle keys;
-    # a backstop for the users' history and entities' hours, which go by event time (ADR 0007).
+    # Processing-time TTL (table.exec.state.ttl) of the windows' and joins' state; the users'
+    # history and the entities' hours go by event time instead (process table functions, ADR 0007).
     history_ttl: str = "30 d"
     transaction_timeout_ms: int = 900_000
     label_horizon_s: int = 7 * 24 * 3600  # payment vectors kept for their chargeback label

@@ -23,7 +23,7 @@ Patterns (sql/queries/fraud_patterns.sql, fraud_velocity.sql; all Flink SQL, in 
 Models udfs/fraud_scoring.py (River, per tenant, in event time), udfs/fast_path.py.
 State  pattern buffers bounded by WITHIN; OVER windows by their ranges (up to 30 days for refunds);
        users' activity, entities' hours and velocity counts dropped by event time (process table
-       functions: an hour, a day or 30 days after an entity's newest event, ADR 0007); everything
+       functions: an hour, a day or 30 days after an entity's newest event, ADR 0007); the rest
        also expires after --history-ttl (table.exec.state.ttl, processing time); models, items
        awaiting the watermark and payment vectors awaiting labels in the risk scorer (ADR 0005).
 Late   event time with --out-of-orderness bounded disorder; see ADR 0004 for what it costs.

@@ -27,8 +27,14 @@ FROM clean_events;
 -- a replay reads them in the same order).
 -- State: per (tenant, user), bounded by event time: the hour goes an hour after the user's newest
 -- event, the rest (devices, countries, last place) 30 days after it (UserActivity.RETAIN_MS).
+-- Only the columns user_activity_process reads: a PTF converts every column of its input row.
+CREATE TEMPORARY VIEW user_events AS
+SELECT tenant_id, user_id, event_time, merchant_id, event_id, event_type, status, device_id, ip, card_fingerprint,
+       country, latitude, longitude, amount_usd, appended_at, default_key
+FROM keyed_events_query;
+
 CREATE TEMPORARY VIEW user_activity_query AS
 SELECT tenant_id, merchant_id, user_id, event_id, rowtime AS event_time, event_type, status, device_id, ip,
        card_fingerprint, country, latitude, longitude, amount_usd, appended_at, default_key, a
-FROM user_activity_process(input => TABLE keyed_events_query PARTITION BY (tenant_id, user_id),
+FROM user_activity_process(input => TABLE user_events PARTITION BY (tenant_id, user_id),
                            on_time => DESCRIPTOR(event_time), uid => 'user-activity');

@@ -28,6 +28,18 @@ public final class AccumulatorSerializers {
 
     private AccumulatorSerializers() {}
 
+    // The accumulators as SQL RAW types, for state declared by a type string (the process table
+    // functions keep them in a MapView, EventTimeOrder). Each is what
+    // DataTypes.RAW(cls, XSerializer.INSTANCE).getLogicalType().asSerializableString() prints: the
+    // base64 part names the serializer's snapshot class and version, so a new snapshot version
+    // changes it (tests/integration/test_hour_features.py fails on a stale one).
+    static final String HOUR_TYPE = "RAW('vigil.flink.functions.HourFeatures$Hour', "
+            + "'ADl2aWdpbC5mbGluay5mdW5jdGlvbnMuQWNjdW11bGF0b3JTZXJpYWxpemVycyRIb3VyU25hcHNob3QAAAAD')";
+    static final String ACTIVITY_TYPE = "RAW('vigil.flink.functions.UserActivity$Activity', "
+            + "'AD12aWdpbC5mbGluay5mdW5jdGlvbnMuQWNjdW11bGF0b3JTZXJpYWxpemVycyRBY3Rpdml0eVNuYXBzaG90AAAAAw==')";
+    static final String TIMES_TYPE = "RAW('vigil.flink.functions.PaymentVelocity$Times', "
+            + "'ADp2aWdpbC5mbGluay5mdW5jdGlvbnMuQWNjdW11bGF0b3JTZXJpYWxpemVycyRUaW1lc1NuYXBzaG90AAAAAw==')";
+
     static void writeHour(HourFeatures.Hour h, DataOutputView out) throws IOException {
         out.writeLong(h.newestMinute);
         out.writeInt(h.minutes.size());

@@ -25,6 +25,28 @@ import org.apache.flink.types.Row;
 final class EventTimeOrder {
 
     static final String PENDING = "pending";
+    static final String CLEANUP = "cleanup";
+    static final String COMPACT = "compact";
+    static final String FORGET = "forget";
+    /**
+     * The functions' state has no processing-time TTL: their event-time timers bound it, and
+     * Flink's TTL on map state costs a copy of every entry it checks (on the heap backend, a
+     * serialisation of the accumulator each time the incremental cleanup visits it).
+     */
+    static final String NO_TTL = "0 ms";
+    /** The one key of a function's accumulator map (see Cleanup). */
+    static final Integer ONLY = 0;
+
+    /**
+     * When a key's cleanup timers are set (value state: two longs). The accumulator itself lives in
+     * a one-entry MapView: Flink 2.2 hashes a PTF's value state after every call to see whether it
+     * changed, and hashing a RAW value serialises it, which for a busy merchant's hour cost more
+     * than everything else the function does; a map entry is read and written only when asked.
+     */
+    public static final class Cleanup {
+        public long compactAt;
+        public long forgetAt;
+    }
 
     private EventTimeOrder() {}
 
@@ -86,6 +108,23 @@ final class EventTimeOrder {
             ctx.timeContext(Long.class).registerOnTime(name, at);
         }
         return at;
+    }
+
+    /**
+     * The two cleanup timers of a key with an hour: COMPACT when the watermark passes the newest
+     * event's minute plus an hour (no on-time event can count in that hour any more), FORGET when it
+     * passes the newest event plus `retainMs`.
+     */
+    static void keepTimers(ProcessTableFunction.OnTimerContext ctx, Cleanup cleanup, long newestMs, long retainMs) {
+        cleanup.compactAt = keepTimer(ctx, COMPACT, cleanup.compactAt, newestMs,
+                HourFeatures.HOUR_MS - HourFeatures.MINUTE_MS);
+        cleanup.forgetAt = keepTimer(ctx, FORGET, cleanup.forgetAt, newestMs, retainMs);
+    }
+
+    /** A key's accumulator (state `accumulator`) and its cleanup times dropped; rows still held stay. */
+    static void forget(ProcessTableFunction.Context ctx, String accumulator) {
+        ctx.clearState(accumulator);
+        ctx.clearState(CLEANUP);
     }
 
     /** The first `passed` fields of a held row followed by the computed row. */

@@ -27,43 +27,37 @@ public final class HourFeaturesProcess extends ProcessTableFunction<Row> {
             + " user_id STRING, device_id STRING, card_fingerprint STRING, ip STRING, country STRING,"
             + " latitude DOUBLE, longitude DOUBLE";
     private static final String[] NAMES = EventTimeOrder.fieldNames(PASSED);
-    private static final String COMPACT = "compact";
-    private static final String FORGET = "forget";
+    private static final String HOUR = "hour";
 
-    /** The entity's state: its hour and the times of its two cleanup timers. */
-    public static final class EntityState {
-        @DataTypeHint(value = "RAW", bridgedTo = HourFeatures.Hour.class,
-                rawSerializer = AccumulatorSerializers.HourSerializer.class)
-        public HourFeatures.Hour hour;
-        public long compactAt;
-        public long forgetAt;
-    }
-
-    public void eval(Context ctx, @StateHint(name = "entity") EntityState entity,
-            @StateHint(name = EventTimeOrder.PENDING, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
+    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = HOUR, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.HOUR_TYPE + ">"))
+                    MapView<Integer, HourFeatures.Hour> hours,
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
         EventTimeOrder.hold(ctx, pending, EventTimeOrder.select(input, NAMES));
     }
 
-    public void onTimer(OnTimerContext ctx, EntityState entity, MapView<Long, Row[]> pending) throws Exception {
+    public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup, MapView<Integer, HourFeatures.Hour> hours,
+            MapView<Long, Row[]> pending) throws Exception {
         String timer = ctx.currentTimer();
-        if (COMPACT.equals(timer)) {
-            if (entity.hour != null) {
-                HourFeatures.compact(entity.hour);
+        HourFeatures.Hour hour = hours.get(EventTimeOrder.ONLY);
+        if (EventTimeOrder.COMPACT.equals(timer)) {
+            if (hour != null) {
+                HourFeatures.compact(hour);
+                hours.put(EventTimeOrder.ONLY, hour);
             }
             return;
         }
-        if (FORGET.equals(timer)) {
-            ctx.clearState("entity");
+        if (EventTimeOrder.FORGET.equals(timer)) {
+            EventTimeOrder.forget(ctx, HOUR);
             return;
         }
         long ms = ctx.timeContext(Long.class).time();
-        if (entity.hour == null) {
-            entity.hour = new HourFeatures.Hour();
+        if (hour == null) {
+            hour = new HourFeatures.Hour();
         }
-        HourFeatures.Hour hour = entity.hour;
         for (Row row : EventTimeOrder.release(ctx, pending)) {
             HourFeatures.add(hour, ms, (String) row.getField(1), (Double) row.getField(3),
                     new String[] {(String) row.getField(4), (String) row.getField(5), (String) row.getField(6),
@@ -71,8 +65,7 @@ public final class HourFeaturesProcess extends ProcessTableFunction<Row> {
                     (Double) row.getField(9), (Double) row.getField(10));
             collect(EventTimeOrder.output(row, NAMES.length, HourFeatures.values(hour)));
         }
-        entity.compactAt = EventTimeOrder.keepTimer(ctx, COMPACT, entity.compactAt, hour.lastMs,
-                HourFeatures.HOUR_MS - HourFeatures.MINUTE_MS);
-        entity.forgetAt = EventTimeOrder.keepTimer(ctx, FORGET, entity.forgetAt, hour.lastMs, HourFeatures.RETAIN_MS);
+        hours.put(EventTimeOrder.ONLY, hour);
+        EventTimeOrder.keepTimers(ctx, cleanup, hour.lastMs, HourFeatures.RETAIN_MS);
     }
 }

@@ -23,38 +23,35 @@ public final class PaymentVelocityProcess extends ProcessTableFunction<Row> {
     static final String PASSED = "event_id STRING, velocity_enabled BOOLEAN, velocity_1m INT, velocity_10m INT,"
             + " velocity_1h INT, rules_effective_from TIMESTAMP(3), appended_at TIMESTAMP_LTZ(3)";
     private static final String[] NAMES = EventTimeOrder.fieldNames(PASSED);
-    private static final String FORGET = "forget";
+    private static final String TIMES = "times";
     private static final long RETAIN_MS = PaymentVelocity.WINDOWS_MS[PaymentVelocity.WINDOWS_MS.length - 1];
 
-    /** The entity's payment times and the time of its cleanup timer. */
-    public static final class EntityState {
-        @DataTypeHint(value = "RAW", bridgedTo = PaymentVelocity.Times.class,
-                rawSerializer = AccumulatorSerializers.TimesSerializer.class)
-        public PaymentVelocity.Times times;
-        public long forgetAt;
-    }
-
-    public void eval(Context ctx, @StateHint(name = "entity") EntityState entity,
-            @StateHint(name = EventTimeOrder.PENDING, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
+    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = TIMES, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.TIMES_TYPE + ">"))
+                    MapView<Integer, PaymentVelocity.Times> times,
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
         EventTimeOrder.hold(ctx, pending, EventTimeOrder.select(input, NAMES));
     }
 
-    public void onTimer(OnTimerContext ctx, EntityState entity, MapView<Long, Row[]> pending) throws Exception {
-        if (FORGET.equals(ctx.currentTimer())) {
-            ctx.clearState("entity");
+    public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup,
+            MapView<Integer, PaymentVelocity.Times> times, MapView<Long, Row[]> pending) throws Exception {
+        if (EventTimeOrder.FORGET.equals(ctx.currentTimer())) {
+            EventTimeOrder.forget(ctx, TIMES);
             return;
         }
         long ms = ctx.timeContext(Long.class).time();
-        if (entity.times == null) {
-            entity.times = new PaymentVelocity.Times();
+        PaymentVelocity.Times kept = times.get(EventTimeOrder.ONLY);
+        if (kept == null) {
+            kept = new PaymentVelocity.Times();
         }
         for (Row row : EventTimeOrder.release(ctx, pending)) {
-            PaymentVelocity.add(entity.times, ms);
-            collect(EventTimeOrder.output(row, NAMES.length, PaymentVelocity.values(entity.times)));
+            PaymentVelocity.add(kept, ms);
+            collect(EventTimeOrder.output(row, NAMES.length, PaymentVelocity.values(kept)));
         }
-        entity.forgetAt = EventTimeOrder.keepTimer(ctx, FORGET, entity.forgetAt, ms, RETAIN_MS);
+        times.put(EventTimeOrder.ONLY, kept);
+        cleanup.forgetAt = EventTimeOrder.keepTimer(ctx, EventTimeOrder.FORGET, cleanup.forgetAt, ms, RETAIN_MS);
     }
 }

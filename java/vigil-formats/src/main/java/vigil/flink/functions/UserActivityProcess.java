@@ -27,56 +27,47 @@ public final class UserActivityProcess extends ProcessTableFunction<Row> {
     /** What is held of a row until the watermark: the passed columns and the user (a partition key). */
     static final String HELD = PASSED + ", user_id STRING";
     private static final String[] NAMES = EventTimeOrder.fieldNames(HELD);
-    private static final String COMPACT = "compact";
-    private static final String FORGET = "forget";
+    private static final String ACTIVITY = "activity";
 
-    /** The user's activity and the times of its two cleanup timers. */
-    public static final class UserState {
-        @DataTypeHint(value = "RAW", bridgedTo = UserActivity.Activity.class,
-                rawSerializer = AccumulatorSerializers.ActivitySerializer.class)
-        public UserActivity.Activity activity;
-        public long compactAt;
-        public long forgetAt;
-    }
-
-    public void eval(Context ctx, @StateHint(name = "user") UserState user,
-            @StateHint(name = EventTimeOrder.PENDING, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + HELD + ">>>"))
+    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = ACTIVITY, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.ACTIVITY_TYPE + ">"))
+                    MapView<Integer, UserActivity.Activity> activities,
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + HELD + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
         EventTimeOrder.hold(ctx, pending, EventTimeOrder.select(input, NAMES));
     }
 
-    public void onTimer(OnTimerContext ctx, UserState user, MapView<Long, Row[]> pending) throws Exception {
+    public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup,
+            MapView<Integer, UserActivity.Activity> activities, MapView<Long, Row[]> pending) throws Exception {
         String timer = ctx.currentTimer();
-        if (COMPACT.equals(timer)) {
-            if (user.activity != null) {
-                HourFeatures.compact(user.activity.hour);
+        UserActivity.Activity activity = activities.get(EventTimeOrder.ONLY);
+        if (EventTimeOrder.COMPACT.equals(timer)) {
+            if (activity != null) {
+                HourFeatures.compact(activity.hour);
+                activities.put(EventTimeOrder.ONLY, activity);
             }
             return;
         }
-        if (FORGET.equals(timer)) {
-            ctx.clearState("user");
+        if (EventTimeOrder.FORGET.equals(timer)) {
+            EventTimeOrder.forget(ctx, ACTIVITY);
             return;
         }
         long ms = ctx.timeContext(Long.class).time();
-        if (user.activity == null) {
-            user.activity = new UserActivity.Activity();
+        if (activity == null) {
+            activity = new UserActivity.Activity();
         }
-        UserActivity.Activity activity = user.activity;
         for (Row row : EventTimeOrder.release(ctx, pending)) {
             // HELD: 0 merchant, 1 event id, 2 type, 3 status, 4 device, 5 ip, 6 card, 7 country,
             // 8 latitude, 9 longitude, 10 amount_usd, 11 appended_at, 12 default_key, 13 user
             UserActivity.add(activity, ms, (String) row.getField(2), (Double) row.getField(10),
-                    (String) row.getField(13),
-                    (String) row.getField(4), (String) row.getField(6), (String) row.getField(5),
-                    (String) row.getField(7), (Double) row.getField(8), (Double) row.getField(9),
-                    (String) row.getField(1));
+                    (String) row.getField(13), (String) row.getField(4), (String) row.getField(6),
+                    (String) row.getField(5), (String) row.getField(7), (Double) row.getField(8),
+                    (Double) row.getField(9), (String) row.getField(1));
             collect(EventTimeOrder.output(row, NAMES.length - 1, UserActivity.values(activity)));
         }
-        user.compactAt = EventTimeOrder.keepTimer(ctx, COMPACT, user.compactAt, activity.hour.lastMs,
-                HourFeatures.HOUR_MS - HourFeatures.MINUTE_MS);
-        user.forgetAt = EventTimeOrder.keepTimer(ctx, FORGET, user.forgetAt, activity.hour.lastMs,
-                UserActivity.RETAIN_MS);
+        activities.put(EventTimeOrder.ONLY, activity);
+        EventTimeOrder.keepTimers(ctx, cleanup, activity.hour.lastMs, UserActivity.RETAIN_MS);
     }
 }
