@@ -138,7 +138,7 @@ class FraudConfig:
     def state_ttl(self) -> str:
         """table.exec.state.ttl. The fast job's only state is the users' features in processing
         time, which need an hour and the previous event of the last day (HourFeatures.RETAIN_MS):
-        a day and an hour of processing time bounds it, where the exact job's backstop is
+        a day and an hour of processing time bounds it. The exact job's windows and joins use
         --history-ttl."""
         return FAST_STATE_TTL if self.paths == "fast" else self.history_ttl
 

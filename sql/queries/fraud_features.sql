@@ -4,9 +4,9 @@
 -- and the batch recomputation the tests compare against: udfs/fraud_features.py.
 -- Input: hour_rows, every event of the entity with its hour (below).
 -- Output: one row per event: the entity's features as of that event (the event included).
--- How: hour_rows (jobs/fraud_sql.py) gives the entity's events with `h`, its hour as of each event: per-minute
--- counters and exact sums for the current minute and the 59 before it, and the minute each distinct
--- user/device/card/ip/country was last seen (java/vigil-formats HourFeatures). For cards, devices
+-- How: hour_rows (jobs/fraud_sql.py) gives the entity's events with `h`, its hour as of each
+-- event: per-minute counters and exact sums for the current minute and the 59 before it, and the
+-- minute each distinct user/device/card/ip/country was last seen (java/vigil-formats HourFeatures). For cards, devices
 -- and merchants, hour_features_process (HourFeaturesProcess) in event-time order; for users, the
 -- same fields of user_activity (fraud_events.sql); for the low-latency path, hour_features in an
 -- unbounded ROWS OVER in arrival order (jobs/fraud_sql.py). Cost per event is constant and state

@@ -7,7 +7,7 @@
 -- count in the order they were read, so a threshold is met by exactly one payment.
 -- One alert per window when the count reaches the threshold in force (not one per event above it).
 -- State: the times of the entity's payments of the last hour, dropped once the watermark passes
--- its newest payment plus an hour (event time; table.exec.state.ttl is only a backstop).
+-- its newest payment plus an hour (event time; no processing-time TTL, ADR 0007 section 9).
 CREATE TEMPORARY VIEW velocity_input_${entity_type} AS
 SELECT tenant_id, ${entity_column} AS entity_id, event_id, event_time, velocity_enabled, velocity_1m, velocity_10m,
        velocity_1h, rules_effective_from, appended_at

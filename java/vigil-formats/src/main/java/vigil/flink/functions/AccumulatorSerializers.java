@@ -32,7 +32,7 @@ public final class AccumulatorSerializers {
     // functions keep them in a MapView, EventTimeOrder). Each is what
     // DataTypes.RAW(cls, XSerializer.INSTANCE).getLogicalType().asSerializableString() prints: the
     // base64 part names the serializer's snapshot class and version, so a new snapshot version
-    // changes it (tests/integration/test_hour_features.py fails on a stale one).
+    // changes it (EventTimeOrder checks them when it loads: a stale one fails every PTF job).
     static final String HOUR_TYPE = "RAW('vigil.flink.functions.HourFeatures$Hour', "
             + "'ADl2aWdpbC5mbGluay5mdW5jdGlvbnMuQWNjdW11bGF0b3JTZXJpYWxpemVycyRIb3VyU25hcHNob3QAAAAD')";
     static final String ACTIVITY_TYPE = "RAW('vigil.flink.functions.UserActivity$Activity', "

@@ -1,8 +1,10 @@
 package vigil.flink.functions;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
+import java.util.function.Consumer;
+
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.table.api.DataTypes;
 
 import org.apache.flink.table.api.dataview.MapView;
 import org.apache.flink.table.functions.ProcessTableFunction;
@@ -48,7 +50,28 @@ final class EventTimeOrder {
         public long forgetAt;
     }
 
+    private static final Row[] NONE = new Row[0];
+
+    static {
+        // The RAW type strings of the state hints must be what the serializers' snapshots print:
+        // a stale one fails here, at class load, instead of restoring state with the wrong snapshot.
+        requireRawType(AccumulatorSerializers.HOUR_TYPE, HourFeatures.Hour.class,
+                AccumulatorSerializers.HourSerializer.INSTANCE);
+        requireRawType(AccumulatorSerializers.ACTIVITY_TYPE, UserActivity.Activity.class,
+                AccumulatorSerializers.ActivitySerializer.INSTANCE);
+        requireRawType(AccumulatorSerializers.TIMES_TYPE, PaymentVelocity.Times.class,
+                AccumulatorSerializers.TimesSerializer.INSTANCE);
+    }
+
     private EventTimeOrder() {}
+
+    private static <T> void requireRawType(String declared, Class<T> type, TypeSerializer<T> serializer) {
+        String actual = DataTypes.RAW(type, serializer).getLogicalType().asSerializableString();
+        if (!actual.equals(declared)) {
+            throw new IllegalStateException("a RAW type string in AccumulatorSerializers is stale: it is "
+                    + declared + ", the serializer gives " + actual);
+        }
+    }
 
     /** The field names of a ROW body such as "a STRING, b DOUBLE" (fields of simple types only). */
     static String[] fieldNames(String rowFields) {
@@ -85,15 +108,14 @@ final class EventTimeOrder {
     }
 
     /** The rows held for the time of the firing (unnamed) timer, in arrival order; none left held. */
-    static List<Row> release(ProcessTableFunction.OnTimerContext ctx, MapView<Long, Row[]> pending)
-            throws Exception {
+    static Row[] release(ProcessTableFunction.OnTimerContext ctx, MapView<Long, Row[]> pending) throws Exception {
         long t = ctx.timeContext(Long.class).time();
         Row[] held = pending.get(t);
         if (held == null) {
-            return List.of();
+            return NONE;
         }
         pending.remove(t);
-        return new ArrayList<>(Arrays.asList(held));
+        return held;
     }
 
     /**
@@ -121,10 +143,28 @@ final class EventTimeOrder {
         cleanup.forgetAt = keepTimer(ctx, FORGET, cleanup.forgetAt, newestMs, retainMs);
     }
 
-    /** A key's accumulator (state `accumulator`) and its cleanup times dropped; rows still held stay. */
-    static void forget(ProcessTableFunction.Context ctx, String accumulator) {
-        ctx.clearState(accumulator);
-        ctx.clearState(CLEANUP);
+    /**
+     * Handles the firing timer if it is a cleanup timer, and says so. FORGET drops the key's
+     * accumulator (state `name`) and its cleanup times, rows still held stay; COMPACT applies
+     * `compact` to the accumulator (a function without COMPACT timers passes null).
+     */
+    static <A> boolean cleanedUp(ProcessTableFunction.OnTimerContext ctx, MapView<Integer, A> accumulators,
+            String name, Consumer<A> compact) throws Exception {
+        String timer = ctx.currentTimer();
+        if (FORGET.equals(timer)) {
+            ctx.clearState(name);
+            ctx.clearState(CLEANUP);
+            return true;
+        }
+        if (COMPACT.equals(timer)) {
+            A accumulator = accumulators.get(ONLY);
+            if (accumulator != null) {
+                compact.accept(accumulator);
+                accumulators.put(ONLY, accumulator);
+            }
+            return true;
+        }
+        return false;
     }
 
     /** The first `passed` fields of a held row followed by the computed row. */

@@ -29,10 +29,13 @@ public final class HourFeaturesProcess extends ProcessTableFunction<Row> {
     private static final String[] NAMES = EventTimeOrder.fieldNames(PASSED);
     private static final String HOUR = "hour";
 
-    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
-            @StateHint(name = HOUR, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.HOUR_TYPE + ">"))
+    public void eval(Context ctx,
+            @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = HOUR, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.HOUR_TYPE + ">"))
                     MapView<Integer, HourFeatures.Hour> hours,
-            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
@@ -41,20 +44,11 @@ public final class HourFeaturesProcess extends ProcessTableFunction<Row> {
 
     public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup, MapView<Integer, HourFeatures.Hour> hours,
             MapView<Long, Row[]> pending) throws Exception {
-        String timer = ctx.currentTimer();
-        HourFeatures.Hour hour = hours.get(EventTimeOrder.ONLY);
-        if (EventTimeOrder.COMPACT.equals(timer)) {
-            if (hour != null) {
-                HourFeatures.compact(hour);
-                hours.put(EventTimeOrder.ONLY, hour);
-            }
-            return;
-        }
-        if (EventTimeOrder.FORGET.equals(timer)) {
-            EventTimeOrder.forget(ctx, HOUR);
+        if (EventTimeOrder.cleanedUp(ctx, hours, HOUR, HourFeatures::compact)) {
             return;
         }
         long ms = ctx.timeContext(Long.class).time();
+        HourFeatures.Hour hour = hours.get(EventTimeOrder.ONLY);
         if (hour == null) {
             hour = new HourFeatures.Hour();
         }

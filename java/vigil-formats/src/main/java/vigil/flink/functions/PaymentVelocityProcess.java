@@ -26,10 +26,13 @@ public final class PaymentVelocityProcess extends ProcessTableFunction<Row> {
     private static final String TIMES = "times";
     private static final long RETAIN_MS = PaymentVelocity.WINDOWS_MS[PaymentVelocity.WINDOWS_MS.length - 1];
 
-    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
-            @StateHint(name = TIMES, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.TIMES_TYPE + ">"))
+    public void eval(Context ctx,
+            @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = TIMES, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.TIMES_TYPE + ">"))
                     MapView<Integer, PaymentVelocity.Times> times,
-            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + PASSED + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
@@ -38,8 +41,7 @@ public final class PaymentVelocityProcess extends ProcessTableFunction<Row> {
 
     public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup,
             MapView<Integer, PaymentVelocity.Times> times, MapView<Long, Row[]> pending) throws Exception {
-        if (EventTimeOrder.FORGET.equals(ctx.currentTimer())) {
-            EventTimeOrder.forget(ctx, TIMES);
+        if (EventTimeOrder.cleanedUp(ctx, times, TIMES, null)) {
             return;
         }
         long ms = ctx.timeContext(Long.class).time();

@@ -29,10 +29,13 @@ public final class UserActivityProcess extends ProcessTableFunction<Row> {
     private static final String[] NAMES = EventTimeOrder.fieldNames(HELD);
     private static final String ACTIVITY = "activity";
 
-    public void eval(Context ctx, @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
-            @StateHint(name = ACTIVITY, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.ACTIVITY_TYPE + ">"))
+    public void eval(Context ctx,
+            @StateHint(name = EventTimeOrder.CLEANUP, ttl = EventTimeOrder.NO_TTL) EventTimeOrder.Cleanup cleanup,
+            @StateHint(name = ACTIVITY, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<INT, " + AccumulatorSerializers.ACTIVITY_TYPE + ">"))
                     MapView<Integer, UserActivity.Activity> activities,
-            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL, type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + HELD + ">>>"))
+            @StateHint(name = EventTimeOrder.PENDING, ttl = EventTimeOrder.NO_TTL,
+                    type = @DataTypeHint("MAP<BIGINT, ARRAY<ROW<" + HELD + ">>>"))
                     MapView<Long, Row[]> pending,
             @ArgumentHint(name = "input", value = {ArgumentTrait.SET_SEMANTIC_TABLE, ArgumentTrait.REQUIRE_ON_TIME})
                     Row input) throws Exception {
@@ -41,20 +44,11 @@ public final class UserActivityProcess extends ProcessTableFunction<Row> {
 
     public void onTimer(OnTimerContext ctx, EventTimeOrder.Cleanup cleanup,
             MapView<Integer, UserActivity.Activity> activities, MapView<Long, Row[]> pending) throws Exception {
-        String timer = ctx.currentTimer();
-        UserActivity.Activity activity = activities.get(EventTimeOrder.ONLY);
-        if (EventTimeOrder.COMPACT.equals(timer)) {
-            if (activity != null) {
-                HourFeatures.compact(activity.hour);
-                activities.put(EventTimeOrder.ONLY, activity);
-            }
-            return;
-        }
-        if (EventTimeOrder.FORGET.equals(timer)) {
-            EventTimeOrder.forget(ctx, ACTIVITY);
+        if (EventTimeOrder.cleanedUp(ctx, activities, ACTIVITY, kept -> HourFeatures.compact(kept.hour))) {
             return;
         }
         long ms = ctx.timeContext(Long.class).time();
+        UserActivity.Activity activity = activities.get(EventTimeOrder.ONLY);
         if (activity == null) {
             activity = new UserActivity.Activity();
         }
