@@ -257,10 +257,11 @@ def wait_for_checkpoints(job_id: str, more_than: int, timeout_s: float = 120,
 
 
 def wait_for_recovery(job_id: str, since_ms: int, timeout_s: float = 180,
-                      settings: ClusterSettings = ClusterSettings()) -> int:
+                      settings: ClusterSettings = ClusterSettings()) -> tuple[int, int]:
     """Wait until the job has restored from a checkpoint after `since_ms` (epoch ms, e.g. a
-    TaskManager kill) and then completed a checkpoint; return that checkpoint's completion time
-    (epoch ms). Checkpoint counts alone can mislead: one may complete just before the kill."""
+    TaskManager kill) and then completed a checkpoint; return (restore started, that checkpoint
+    acknowledged), both epoch ms. Checkpoint counts alone can mislead: one may complete just
+    before the kill."""
     found: dict = {}
 
     def recovered() -> bool:
@@ -271,7 +272,7 @@ def wait_for_recovery(job_id: str, since_ms: int, timeout_s: float = 180,
         restored, completed = latest.get("restored") or {}, latest.get("completed") or {}
         restore_ms = restored.get("restore_timestamp") or 0
         if restore_ms > since_ms and (completed.get("trigger_timestamp") or 0) > restore_ms:
-            found["at"] = completed["latest_ack_timestamp"]
+            found["at"] = (restore_ms, completed["latest_ack_timestamp"])
             return True
         return False
     procs.wait_until(recovered, timeout_s, f"job {job_id} to restore and checkpoint again", interval=0.5)
