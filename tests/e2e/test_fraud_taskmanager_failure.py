@@ -2,8 +2,8 @@
 TaskManager is killed with SIGKILL and replaced (by the test, as a process supervisor or
 Kubernetes would), with no other step. Each time the job must restore and checkpoint again by
 itself (a liveness bound: how long it takes is printed, phase by phase, and recorded in
-docs/benchmarks.md; speed is not asserted in tests), and in the end every payment is scored exactly once in the committed fraud.scores and no alert id
-is written twice. The short run (make test) kills once; the drill (make drills) kills three times
+docs/benchmarks.md; speed is not asserted in tests), and in the end every payment is scored
+exactly once in the committed fraud.scores and no alert id is written twice. The short run (make test) kills once; the drill (make drills) kills three times
 and once more while the job is restoring from a kill (its Python operators starting), the case
 that used to leave a TaskManager unable to run Python (docs/adr/0006)."""
 
