@@ -70,3 +70,19 @@ def prepare(events: int, seed: int, rate: float, fraud_fraction: float, prefix: 
                    "ingest")
     publish(bootstrap, names["rules"], fraud_rules.default_message(start_ms - 24 * 3600_000))
     return Prepared(bootstrap, url, names, labels_file, start_ms, events, ingest_s)
+
+
+def options_known_to(tree: Path, flags: list[str]) -> list[str]:
+    """`flags` less the `--option value` pairs the fraud job of `tree` (an older revision, for
+    --baseline-rev) does not define, e.g. the topic of an output it did not have yet."""
+    defined = (tree / "jobs" / "fraud_config.py").read_text()
+    out, i = [], 0
+    while i < len(flags):
+        flag = flags[i]
+        takes_value = flag.startswith("--") and i + 1 < len(flags) and not flags[i + 1].startswith("--")
+        if flag.startswith("--") and f'"{flag}"' not in defined and tree != PROJECT_ROOT:
+            i += 2 if takes_value else 1
+            continue
+        out.append(flag)
+        i += 1
+    return out

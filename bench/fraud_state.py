@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fraud_setup import prepare, start_services  # noqa: E402
+from bench.fraud_setup import options_known_to, prepare, start_services  # noqa: E402
 from bench.memory import tree_rss_bytes  # noqa: E402
 from bench.source_tree import exported_tree, short_rev  # noqa: E402
 from jobs import fraud_config  # noqa: E402
@@ -94,6 +94,7 @@ def measure(label: str, tree: Path, bootstrap: str, names: dict, total: int, arg
     cmd = fraud_config.command(names, "--checkpoint-dir", (work / "checkpoints").as_uri(),
                                "--model-snapshot-dir", str(work / "models"),
                                *(("--history-ttl", args.history_ttl) if args.history_ttl else ()))
+    cmd = cmd[:3] + options_known_to(tree, cmd[3:])
     log = open(work / "job.log", "w")
     job = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"\n{label}: job log {log.name}")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import memory  # noqa: E402
 from bench.cpu_profile import process_cpu_s  # noqa: E402
-from bench.fraud_setup import start_services  # noqa: E402
+from bench.fraud_setup import options_known_to, start_services  # noqa: E402
 from bench.jvm_profile import StackSampler, jvm_of  # noqa: E402
 from bench.source_tree import exported_tree, short_rev  # noqa: E402
 from bench.live_traffic import CLEAN_SCHEMA, read_records, replay, traffic_files  # noqa: E402
@@ -170,9 +170,10 @@ class RunningJob:
         snapshots = tempfile.mkdtemp(prefix="bench-models-")
         flags = [f for f in variant.job_flags if f not in ("split", "baseline")]
         tree = args.baseline_tree if "baseline" in variant.job_flags else PROJECT_ROOT
-        self.flags = [*fraud_config.command(names)[3:], "--model-snapshot-dir", snapshots,
-                      "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
-                      "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms), *flags]
+        self.flags = options_known_to(tree, [
+            *fraud_config.command(names)[3:], "--model-snapshot-dir", snapshots,
+            "--state-backend", variant.state_backend, "--parallelism", str(variant.parallelism),
+            "--scorer", variant.scorer, "--checkpoint-interval-ms", str(args.checkpoint_ms), *flags])
         jobs = [["--paths", "exact"], ["--paths", "fast"]] if "split" in variant.job_flags else [[]]
         self.log_path = Path(snapshots) / "job.log"
         self.processes: list[subprocess.Popen] = []

@@ -32,6 +32,10 @@ class FraudConfig:
     clean_topic: str = topics.CLEAN
     rules_topic: str = topics.RULES
     alerts_topic: str = topics.ALERTS
+    incidents_topic: str = topics.INCIDENTS
+    # Alerts of one tenant sharing a user, card or device within this much event time of an
+    # incident's first alert join it (udfs/incidents.py, docs/adr/0009).
+    incident_window_s: int = 3600
     scores_topic: str = topics.SCORES
     features_topic: str = topics.FEATURES
     chargebacks_topic: str = topics.CHARGEBACKS
@@ -69,6 +73,9 @@ class FraudConfig:
         p.add_argument("--clean-topic", default=d.clean_topic)
         p.add_argument("--rules-topic", default=d.rules_topic)
         p.add_argument("--alerts-topic", default=d.alerts_topic)
+        p.add_argument("--incidents-topic", default=d.incidents_topic)
+        p.add_argument("--incident-window-s", type=int, default=d.incident_window_s,
+                       help="how long after an incident's first alert others can join it")
         p.add_argument("--scores-topic", default=d.scores_topic)
         p.add_argument("--features-topic", default=d.features_topic)
         p.add_argument("--chargebacks-topic", default=d.chargebacks_topic)
@@ -106,7 +113,8 @@ class FraudConfig:
         a = p.parse_args(argv)
         config = FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
-            rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, scores_topic=a.scores_topic,
+            rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, incidents_topic=a.incidents_topic,
+            incident_window_s=a.incident_window_s, scores_topic=a.scores_topic,
             features_topic=a.features_topic, chargebacks_topic=a.chargebacks_topic,
             decisions_topic=a.decisions_topic, dlq_topic=a.dlq_topic, fast_path=not a.no_fast_path, paths=a.paths,
             scorer=a.scorer,
@@ -150,7 +158,8 @@ class FraudConfig:
 def command(names: dict, *extra: str) -> list[str]:
     """`python -m jobs.fraud_detection` on the topics of topics.create_fraud_topics (tests, benches)."""
     return [sys.executable, "-m", "jobs.fraud_detection", "--clean-topic", names["clean"],
-            "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--scores-topic", names["scores"],
+            "--rules-topic", names["rules"], "--alerts-topic", names["alerts"], "--incidents-topic", names["incidents"],
+            "--scores-topic", names["scores"],
             "--features-topic", names["features"], "--chargebacks-topic", names["chargebacks"],
             "--decisions-topic", names["decisions"], "--dlq-topic", names["dlq"], "--group-id", names["prefix"],
             "--transactional-id-prefix", names["prefix"], *extra]

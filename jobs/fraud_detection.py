@@ -46,7 +46,7 @@ from jobs.fraud_sql import (DECISION_COLUMNS, DEFAULT_RULE_SHARDS, ENTITIES, FEA
                             decided_sql, decision_inputs_sql, dlq_columns_sql, effective_rules_sql,
                             entity_events_view_sql, fast_decisions_output_sql, fast_decisions_sql,
                             fast_path_errors_sql, features_online_sql, haversine_sql, hour_rows_of_users,
-                            hour_rows_over, hour_rows_process, jvm_decisions_sql, missing_columns_sql,
+                            hour_rows_over, hour_rows_process, incidents_sql, jvm_decisions_sql, missing_columns_sql,
                             pattern_views, scorer_errors_sql, usd_rate_sql)
 from udfs import fraud_features  # noqa: E402
 from vigil import fraud_rules, sql_files  # noqa: E402
@@ -59,6 +59,7 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
     for statement in sql_files.render(
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
             rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, scores_topic=config.scores_topic,
+            incidents_topic=config.incidents_topic,
             features_topic=config.features_topic, chargebacks_topic=config.chargebacks_topic,
             decisions_topic=config.decisions_topic, dlq_topic=config.dlq_topic, group_id=config.group_id,
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
@@ -123,6 +124,7 @@ def create_pattern_views(t_env, config: FraudConfig) -> None:
     they test are joined to the rules once (ruled_events)."""
     t_env.create_java_temporary_system_function("payment_velocity_process",
                                                 "vigil.flink.functions.PaymentVelocityProcess")
+    t_env.create_java_temporary_system_function("amount_history", "vigil.flink.functions.AmountHistory")
     for statement in sql_files.render("queries/fraud_ruled_events.sql", effective_rules=effective_rules_sql()):
         t_env.execute_sql(statement)
     plan_once(t_env, "ruled_events_query", "ruled_events", rowtime="event_time")
@@ -179,6 +181,8 @@ def build_pipeline(t_env, config: FraudConfig) -> dict:
         create_decisions_view(t_env, config)
         outputs["fraud_alerts"] = t_env.sql_query(decided_sql("alert", key="tenant_id || ':' || entity_id"))
         outputs["fraud_scores"] = t_env.sql_query(decided_sql("score", key="tenant_id || ':' || event_id"))
+        if config.scorer == "river":  # the JVM baseline has no Python scorer, hence no incidents
+            outputs["fraud_incidents"] = t_env.sql_query(incidents_sql())
         outputs["features_online"] = t_env.sql_query(features_online_sql())
         dead_letters += [dlq_columns_sql("input_rejections", config.job_name), scorer_errors_sql(config.job_name)]
     if config.runs_fast:
@@ -201,7 +205,8 @@ def create_decisions_view(t_env, config: FraudConfig) -> None:
         return
     inputs = t_env.to_data_stream(t_env.sql_query(decision_inputs_sql()))
     decisions = (inputs.key_by(lambda row: row.tenant_id, key_type=Types.STRING())
-                 .process(RiskScorer(config.models, config.label_horizon_s * 1000), output_type=OUTPUT_TYPE)
+                 .process(RiskScorer(config.models, config.label_horizon_s * 1000, config.incident_window_s * 1000),
+                          output_type=OUTPUT_TYPE)
                  .uid(f"{JOB_NAME}.risk-scorer").name("risk scorer (River models + pattern hits)"))
     t_env.create_temporary_view("decisions", t_env.from_data_stream(decisions))
 

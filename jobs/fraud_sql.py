@@ -233,6 +233,15 @@ def decided_sql(output: str, key: str) -> str:
     return f"SELECT {key}, {columns} FROM decisions WHERE output = '{output}'"
 
 
+def incidents_sql() -> str:
+    """The risk scorer's `incident` rows in fraud_incidents' columns (udfs/fraud_scoring.INCIDENT_FIELDS)."""
+    def at(column: str) -> str:
+        return f"CAST(TO_TIMESTAMP_LTZ({column}, 3) AS TIMESTAMP(3))"
+    return (f"SELECT alert_id, tenant_id, status, severity, score, {at('first_seen')}, {at('event_time')}, "
+            f"alert_count, reason_codes, entities, alert_ids, fraud_pattern, event_id, {at('decided_at')} "
+            f"FROM decisions WHERE output = 'incident'")
+
+
 def features_online_sql() -> str:
     """The features of every entity, as of each of its events, in features_online's columns."""
     features = ", ".join(f"CAST({name} AS {kind})" for name, kind in _FEATURE_TYPES.items())

@@ -21,19 +21,38 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
-from udfs.fraud_scoring import DECISION_FIELDS, OUTPUT_FIELDS, Decider
+from udfs.fraud_scoring import OUTPUT_FIELDS, OUTPUT_KINDS, Decider
 from udfs.guard import InternalErrors
+from udfs.incidents import IncidentBook
 from udfs.label_join import LabelJoin
 
 _FLINK_TYPES = {"string": Types.STRING(), "double": Types.DOUBLE(), "long": Types.LONG(), "time": Types.LONG(),
                 "strings": Types.OBJECT_ARRAY(Types.STRING())}
-OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [_FLINK_TYPES[kind] for _, kind in DECISION_FIELDS])
+OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [_FLINK_TYPES[kind] for kind in OUTPUT_KINDS])
+
+
+class MapStateDict:
+    """A Flink MapState with the dict operations udfs/incidents.IncidentBook uses."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def get(self, key, default=None):
+        value = self.state.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key, value):
+        self.state.put(key, value)
+
+    def __delitem__(self, key):
+        self.state.remove(key)
 
 
 class RiskScorer(KeyedProcessFunction):
-    def __init__(self, config: ModelConfig, label_horizon_ms: int):
+    def __init__(self, config: ModelConfig, label_horizon_ms: int, incident_window_ms: int | None = None):
         self.config = config
         self.label_horizon_ms = label_horizon_ms
+        self.incident_window_ms = incident_window_ms  # None: no incidents (udfs/incidents.py)
 
     def open(self, runtime_context: RuntimeContext):
         pickled = Types.PICKLED_BYTE_ARRAY()
@@ -42,6 +61,13 @@ class RiskScorer(KeyedProcessFunction):
         self.vectors = runtime_context.get_map_state(MapStateDescriptor("payment_vectors", Types.STRING(), pickled))
         self.expiry = runtime_context.get_map_state(MapStateDescriptor("vector_expiry", Types.LONG(), pickled))
         self.label_join = LabelJoin(self.vectors, self.expiry, self.label_horizon_ms)
+        self.incidents = None
+        if self.incident_window_ms is not None:
+            open_incidents = runtime_context.get_map_state(MapStateDescriptor("incidents", Types.STRING(), pickled))
+            index = runtime_context.get_map_state(MapStateDescriptor("incident_index", Types.STRING(), Types.STRING()))
+            # closing time -> ids of the incidents opened at that time minus the window
+            self.incidents_due = runtime_context.get_map_state(MapStateDescriptor("incidents_due", Types.LONG(), pickled))
+            self.incidents = IncidentBook(MapStateDict(open_incidents), MapStateDict(index), self.incident_window_ms)
         snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
         self.decider = Decider(self.config, snapshots)
         self.models = {}         # tenant -> ModelState, live between writes to model_state
@@ -49,6 +75,7 @@ class RiskScorer(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.scored = metrics.counter("payments_scored")
         self.alerts = metrics.counter("alerts_decided")
+        self.incident_updates = metrics.counter("incident_updates")
         self.labels_joined = metrics.counter("labels_joined")
         self.labels_unmatched = metrics.counter("labels_unmatched")
         self.errors = InternalErrors("risk_scorer", metrics)
@@ -75,6 +102,13 @@ class RiskScorer(KeyedProcessFunction):
             self.pending.remove(timestamp)
             yield from self._guarded_decide(key, items, ctx.timer_service())
         self.label_join.expire(timestamp)
+        due = self.incidents_due.get(timestamp) if self.incidents is not None else None
+        if due is not None:
+            # After this timestamp's alerts (same timer): an alert exactly at the end still joins.
+            self.incidents_due.remove(timestamp)
+            for incident in self.incidents.close(due):
+                self.incident_updates.inc()
+                yield Row(*self.decider.incident_record(incident))
 
     def _guarded_decide(self, key: str, items: list[dict], timers):
         """_decide's records, or one `error` record per event of the batch if deciding raised."""
@@ -90,7 +124,7 @@ class RiskScorer(KeyedProcessFunction):
         self.labels_joined.inc(joined)
         self.labels_unmatched.inc(unmatched)
         before = sum(models.steps.values())
-        records = self.decider.decide(key, models, items, vectors)
+        records = self.decider.decide(key, models, items, vectors, self.incidents)
         # What is left in `vectors` now: the payments of this batch, awaiting their labels.
         event_ms = {item["event_id"]: item["event_ms"] for item in items if item["kind"] == "payment"}
         for expire_at in self.label_join.keep(vectors, event_ms):
@@ -101,7 +135,14 @@ class RiskScorer(KeyedProcessFunction):
             self.decider.snapshot(key, models)
             self.unsaved[key] = 0
         for record in records:
-            (self.scored if record[0] == "score" else self.alerts).inc()
+            if record[0] == "incident":
+                self.incident_updates.inc()
+                if record[OUTPUT_FIELDS.index("alert_count")] == 1:  # just opened: close it when its window ends
+                    closes_at = record[OUTPUT_FIELDS.index("first_seen")] + self.incident_window_ms
+                    self.incidents_due.put(closes_at, (self.incidents_due.get(closes_at) or []) + [record[1]])
+                    timers.register_event_time_timer(closes_at)
+            else:
+                (self.scored if record[0] == "score" else self.alerts).inc()
             yield Row(*record)
 
 

@@ -26,6 +26,7 @@ import time
 
 from udfs.fraud_features import model_vector
 from udfs.fraud_models import ModelConfig, ModelState, SnapshotStore, combine, role_scores
+from udfs.incidents import AlertFacts, Incident, IncidentBook
 
 # The decision record, defined once: (field, kind) in the order of the scorer's output rows. The
 # operator's Flink types and the topics' SQL columns are derived from it. Kinds: "string",
@@ -37,7 +38,14 @@ DECISION_FIELDS = (
     ("score", "double"), ("reason_codes", "strings"), ("evidence", "string"), ("rules_effective_from", "time"),
     ("anomaly_score", "double"), ("supervised_score", "double"), ("shadow_score", "double"),
     ("model_versions", "string"), ("detection_latency_ms", "long"), ("decided_at", "time"))
-OUTPUT_FIELDS = tuple(name for name, _ in DECISION_FIELDS)
+# An `incident` row (udfs/incidents.py) reuses the decision fields (alert_id is the incident id,
+# fraud_pattern the opening pattern, entity_* the opening alert's, event_id/event_time the latest
+# alert's, score the highest, reason_codes the patterns) and adds these; decisions leave them null.
+INCIDENT_FIELDS = (("first_seen", "time"), ("alert_count", "long"), ("entities", "strings"),
+                   ("alert_ids", "strings"), ("severity", "string"), ("status", "string"))
+OUTPUT_FIELDS = tuple(name for name, _ in DECISION_FIELDS + INCIDENT_FIELDS)
+OUTPUT_KINDS = tuple(kind for _, kind in DECISION_FIELDS + INCIDENT_FIELDS)
+_NO_INCIDENT = (None,) * len(INCIDENT_FIELDS)
 
 
 def alert_id(tenant_id: str, event_id: str) -> str:
@@ -53,9 +61,11 @@ class Decider:
         self.snapshots = snapshots
         self.clock = clock
 
-    def decide(self, key: str, models: ModelState, items: list[dict], vectors: dict) -> list[tuple]:
+    def decide(self, key: str, models: ModelState, items: list[dict], vectors: dict,
+               incidents: IncidentBook | None = None) -> list[tuple]:
         """Labels first (they are older news), then events by id; `vectors` maps payment event ids
-        to model vectors for the label join (the caller persists it)."""
+        to model vectors for the label join (the caller persists it). With `incidents`, each alert
+        also yields the incident it joined or opened, as it stands after it."""
         out = []
         for label in sorted((i for i in items if i["kind"] == "label"), key=lambda i: i["event_id"]):
             vector = vectors.pop(label["event_id"], None)
@@ -66,10 +76,25 @@ class Decider:
             if item["kind"] != "label":
                 events.setdefault(item["event_id"], []).append(item)
         for event_id in sorted(events):
-            out.extend(self._decide_event(key, models, events[event_id], vectors))
+            records, facts = self._decide_event(key, models, events[event_id], vectors)
+            out.extend(records)
+            if facts is not None and incidents is not None:
+                out.append(self.incident_record(incidents.add(facts)))
         return out
 
-    def _decide_event(self, key: str, models: ModelState, group: list[dict], vectors: dict) -> list[tuple]:
+    def incident_record(self, incident: Incident) -> tuple:
+        """An `incident` output row: the incident as it stands (the topic keeps the latest per id)."""
+        entity_type, entity_id = incident.entities[0].split(":", 1) if incident.entities else (None, None)
+        return ("incident", incident.incident_id, incident.tenant_id, incident.opened_by,
+                entity_type, entity_id, incident.latest_event_id, incident.last_ms,
+                float(incident.max_score), list(incident.patterns), None, None, None, None, None, None, None,
+                int(self.clock() * 1000),
+                incident.first_ms, len(incident.alert_ids), list(incident.entities), list(incident.alert_ids),
+                incident.severity, incident.status)
+
+    def _decide_event(self, key: str, models: ModelState, group: list[dict],
+                      vectors: dict) -> tuple[list[tuple], AlertFacts | None]:
+        """The event's score and alert records, and what incident grouping needs of its alert."""
         payment = next((i for i in group if i["kind"] == "payment"), None)
         hits = sorted((i for i in group if i["kind"] == "hit"), key=lambda i: (-i["score"], i["fraud_pattern"]))
         scores, features = {}, None
@@ -103,12 +128,18 @@ class Decider:
             roles["anomaly"], roles["supervised"], roles["shadow"],
             ",".join(sorted(scores)) or None,
             now_ms - appended if appended is not None else None, now_ms)
-        out = []
+        out, facts = [], None
         if payment is not None:
-            out.append(("score",) + record)
+            out.append(("score",) + record + _NO_INCIDENT)
         if hits or risk >= self.config.alert_threshold:
-            out.append(("alert",) + record)
-        return out
+            out.append(("alert",) + record + _NO_INCIDENT)
+            entities = [(h["entity_type"], h["entity_id"]) for h in hits]
+            if payment is not None:
+                entities.append(("user", payment["entity_id"]))
+            facts = AlertFacts(first["tenant_id"], record[0], first["event_id"], first["event_ms"], float(risk),
+                               tuple(dict.fromkeys(h["fraud_pattern"] for h in hits)) or ("model",),
+                               tuple(dict.fromkeys(entities)))
+        return out, facts
 
     def models_for(self, key: str, stored: ModelState | None) -> ModelState:
         """The key's models: Flink state if any, else the newest snapshots, else fresh ones."""

@@ -16,6 +16,7 @@ DLQ = "events.dlq"
 LABELS = "labels.scenarios"
 RULES = "fraud.rules"
 ALERTS = "fraud.alerts"
+INCIDENTS = "fraud.incidents"
 FEATURES = "features.online"
 SCORES = "fraud.scores"
 CHARGEBACKS = "labels.chargebacks"
@@ -46,6 +47,9 @@ TOPICS = (
     # partition, since the fraud job reads every rule in every subtask (versioned table).
     TopicSpec(RULES, partitions=1, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
     TopicSpec(ALERTS, config={"retention.ms": THIRTY_DAYS_MS}),
+    # Alerts grouped into incidents (udfs/incidents.py), the latest version per incident id:
+    # compacted, and versions older than 30 days deleted too (what analysts count).
+    TopicSpec(INCIDENTS, config={"cleanup.policy": "compact,delete", "retention.ms": THIRTY_DAYS_MS}),
     # Online features per entity (key tenant:entity_type:entity_id), upserted by the fraud job: compacted, kept forever.
     TopicSpec(FEATURES, config={"cleanup.policy": "compact", "retention.ms": "-1"}),
     # One score per payment attempt (models, risk, reasons), exactly-once, from the fraud job.
@@ -72,10 +76,10 @@ def create_ingest_topics(bootstrap: str, prefix: str) -> dict[str, str]:
 
 
 def create_fraud_topics(bootstrap: str, prefix: str) -> dict[str, str]:
-    """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts/.features.online/.fraud.scores/
-    .labels.chargebacks/.fraud.decisions/.fraud.dlq` with the production topics' settings (tests, benchmarks of the fraud job);
+    """Fresh `<prefix>.events.clean/.fraud.rules/.fraud.alerts/.fraud.incidents/.features.online/
+    .fraud.scores/.labels.chargebacks/.fraud.decisions/.fraud.dlq` with the production topics' settings (tests, benchmarks of the fraud job);
     returns the names by role and the prefix."""
-    roles = (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS), ("features", FEATURES),
+    roles = (("clean", CLEAN), ("rules", RULES), ("alerts", ALERTS), ("incidents", INCIDENTS), ("features", FEATURES),
              ("scores", SCORES), ("chargebacks", CHARGEBACKS), ("decisions", DECISIONS), ("dlq", FRAUD_DLQ))
     names = {role: f"{prefix}.{name}" for role, name in roles}
     ensure_topics(bootstrap, [like(names[role], name) for role, name in roles], log=lambda *_: None)

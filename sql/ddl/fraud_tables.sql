@@ -158,6 +158,40 @@ CREATE TABLE fraud_alerts (
   'value.fields-include' = 'EXCEPT_KEY'
 );
 
+-- fraud_incidents: alerts grouped into incidents (udfs/incidents.py: one tenant's alerts sharing a
+--   user, card or device within the incident window), upserted on a compacted topic keyed by the
+--   incident id, exactly-once: each alert that joins writes the incident's new version, and a last
+--   one with status 'closed' is written when the window ends. incident_id is a hash of the tenant
+--   and the opening alert: a replay or a restore rewrites the same ids.
+CREATE TABLE fraud_incidents (
+  incident_id STRING,
+  tenant_id STRING,
+  status STRING,
+  severity STRING,
+  max_score DOUBLE,
+  first_seen TIMESTAMP(3),
+  last_seen TIMESTAMP(3),
+  alert_count BIGINT,
+  patterns ARRAY<STRING>,
+  entities ARRAY<STRING>,
+  alert_ids ARRAY<STRING>,
+  opened_by STRING,
+  latest_event_id STRING,
+  updated_at TIMESTAMP(3),
+  PRIMARY KEY (incident_id) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = '${incidents_topic}',
+  'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.transaction.timeout.ms' = '${transaction_timeout_ms}',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = '${transactional_id_prefix}-incidents',
+  'key.format' = 'raw',
+  'value.format' = 'avro-confluent',
+  'value.avro-confluent.url' = '${schema_registry_url}',
+  'value.fields-include' = 'EXCEPT_KEY'
+);
+
 -- fraud_scores: fraud_alerts' columns and options on its own topic and transactional ids.
 CREATE TABLE fraud_scores WITH (
   'topic' = '${scores_topic}',

@@ -6,6 +6,15 @@
 --
 -- Rules: every event carries the parameters in force at its event time (tenant row, then the
 -- "*" row, then the defaults compiled in from vigil/fraud_rules.py).
+-- When a pattern alerts: the patterns over a window (shared_device, cross_tenant_card,
+-- refund_abuse, amount_anomaly, and velocity in fraud_velocity.sql) alert at the first event at
+-- which their whole condition holds for the entity, and again only after it was false at one of
+-- the entity's events (`holds AND NOT held_before`, held_before being the condition at the
+-- entity's previous event, LAG): never on a count being equal to a threshold, which misses a
+-- condition of two parts whose second part becomes true last. The sequence patterns
+-- (card_testing, account_takeover: MATCH_RECOGNIZE, AFTER MATCH SKIP PAST LAST ROW) and
+-- impossible_travel (one leg) alert once per occurrence; repeated occurrences of one entity are
+-- grouped downstream.
 -- State: MATCH_RECOGNIZE keeps partial matches until WITHIN expires; OVER windows keep their range
 -- (1 min .. 30 days) of input rows, so each window reads only the columns used after it (a whole
 -- ruled event is ~55 columns); user_activity's history (new device/country) expires with
@@ -117,12 +126,15 @@ WHERE impossible_travel_enabled AND km >= impossible_travel_min_km AND kmh > max
 
 -- shared_device: one device used by many accounts of a tenant within an hour.
 CREATE TEMPORARY VIEW device_accounts AS
-SELECT *, COUNT(DISTINCT user_id) OVER (PARTITION BY tenant_id, device_id ORDER BY event_time
-                                        RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS accounts
-FROM (SELECT tenant_id, device_id, user_id, event_id, event_time, shared_device_enabled, shared_device_min_users,
-             rules_effective_from, appended_at
-      FROM ruled_events
-      WHERE device_id IS NOT NULL AND event_type IN ('login', 'payment_attempt'));
+SELECT *, accounts >= shared_device_min_users AS holds
+FROM (
+  SELECT *, COUNT(DISTINCT user_id) OVER (PARTITION BY tenant_id, device_id ORDER BY event_time
+                                          RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS accounts
+  FROM (SELECT tenant_id, device_id, user_id, event_id, event_time, shared_device_enabled, shared_device_min_users,
+               rules_effective_from, appended_at
+        FROM ruled_events
+        WHERE device_id IS NOT NULL AND event_type IN ('login', 'payment_attempt'))
+);
 
 CREATE TEMPORARY VIEW alerts_shared_device AS
 SELECT tenant_id, 'shared_device' AS fraud_pattern, 'device' AS entity_type, device_id AS entity_id,
@@ -130,39 +142,50 @@ SELECT tenant_id, 'shared_device' AS fraud_pattern, 'device' AS entity_type, dev
        JSON_OBJECT('accounts_1h' VALUE accounts, 'threshold' VALUE shared_device_min_users,
                    'user_id' VALUE user_id) AS evidence,
        rules_effective_from, appended_at
-FROM device_accounts
-WHERE shared_device_enabled AND accounts = shared_device_min_users;
+FROM (SELECT *, LAG(holds, 1, FALSE) OVER (PARTITION BY tenant_id, device_id ORDER BY event_time) AS held_before
+      FROM device_accounts)
+WHERE shared_device_enabled AND holds AND NOT COALESCE(held_before, FALSE);
 
 -- cross_tenant_card: one card fingerprint paying at several tenants within 24 hours (cards
 -- tested or cashed out across shops of different platforms' tenants). Partitioned by the
 -- fingerprint alone: the one deliberate cross-tenant state, over a pseudonymous identifier;
 -- the evidence gives the number of tenants only, never which ones (tenant isolation).
 CREATE TEMPORARY VIEW card_tenants AS
-SELECT *, COUNT(DISTINCT tenant_id) OVER (PARTITION BY card_fingerprint ORDER BY event_time
-                                          RANGE BETWEEN INTERVAL '1' DAY PRECEDING AND CURRENT ROW) AS tenants
-FROM (SELECT tenant_id, card_fingerprint, event_id, event_time, cross_tenant_card_enabled,
-             cross_tenant_card_min_tenants, rules_effective_from, appended_at
-      FROM payment_attempts
-      WHERE card_fingerprint IS NOT NULL);
+SELECT *, tenants >= cross_tenant_card_min_tenants AS holds
+FROM (
+  SELECT *, COUNT(DISTINCT tenant_id) OVER (PARTITION BY card_fingerprint ORDER BY event_time
+                                            RANGE BETWEEN INTERVAL '1' DAY PRECEDING AND CURRENT ROW) AS tenants
+  FROM (SELECT tenant_id, card_fingerprint, event_id, event_time, cross_tenant_card_enabled,
+               cross_tenant_card_min_tenants, rules_effective_from, appended_at
+        FROM payment_attempts
+        WHERE card_fingerprint IS NOT NULL)
+);
 
 CREATE TEMPORARY VIEW alerts_cross_tenant_card AS
 SELECT tenant_id, 'cross_tenant_card' AS fraud_pattern, 'card' AS entity_type, card_fingerprint AS entity_id,
        event_id, event_time, 0.8 AS score,
        JSON_OBJECT('tenants_24h' VALUE tenants, 'threshold' VALUE cross_tenant_card_min_tenants) AS evidence,
        rules_effective_from, appended_at
-FROM card_tenants
-WHERE cross_tenant_card_enabled AND tenants >= cross_tenant_card_min_tenants;
+FROM (SELECT *, LAG(holds, 1, FALSE) OVER (PARTITION BY card_fingerprint ORDER BY event_time) AS held_before
+      FROM card_tenants)
+WHERE cross_tenant_card_enabled AND holds AND NOT COALESCE(held_before, FALSE);
 
 -- refund_abuse: refunds and chargebacks of one user within 30 days, against their purchases.
+-- The condition (both parts) is evaluated at each of the user's refunds, chargebacks and approved
+-- payments; it alerts where it becomes true, whichever part became true last.
 CREATE TEMPORARY VIEW money_back AS
-SELECT *, SUM(is_refund) OVER w AS refunds, SUM(1 - is_refund) OVER w AS purchases
-FROM (SELECT tenant_id, user_id, event_id, event_time, event_type,
-             CASE WHEN event_type IN ('refund', 'chargeback') THEN 1 ELSE 0 END AS is_refund,
-             refund_abuse_enabled, refund_abuse_min_refunds, refund_abuse_min_ratio, rules_effective_from, appended_at
-      FROM ruled_events
-      WHERE event_type IN ('refund', 'chargeback') OR (event_type = 'payment_result' AND status = 'approved'))
-WINDOW w AS (PARTITION BY tenant_id, user_id ORDER BY event_time
-             RANGE BETWEEN INTERVAL '30' DAY PRECEDING AND CURRENT ROW);
+SELECT *, refunds >= refund_abuse_min_refunds
+          AND CAST(refunds AS DOUBLE) / GREATEST(purchases, 1) >= refund_abuse_min_ratio AS holds
+FROM (
+  SELECT *, SUM(is_refund) OVER w AS refunds, SUM(1 - is_refund) OVER w AS purchases
+  FROM (SELECT tenant_id, user_id, event_id, event_time, event_type,
+               CASE WHEN event_type IN ('refund', 'chargeback') THEN 1 ELSE 0 END AS is_refund,
+               refund_abuse_enabled, refund_abuse_min_refunds, refund_abuse_min_ratio, rules_effective_from, appended_at
+        FROM ruled_events
+        WHERE event_type IN ('refund', 'chargeback') OR (event_type = 'payment_result' AND status = 'approved'))
+  WINDOW w AS (PARTITION BY tenant_id, user_id ORDER BY event_time
+               RANGE BETWEEN INTERVAL '30' DAY PRECEDING AND CURRENT ROW)
+);
 
 CREATE TEMPORARY VIEW alerts_refund_abuse AS
 SELECT tenant_id, 'refund_abuse' AS fraud_pattern, 'user' AS entity_type, user_id AS entity_id,
@@ -171,43 +194,41 @@ SELECT tenant_id, 'refund_abuse' AS fraud_pattern, 'user' AS entity_type, user_i
        JSON_OBJECT('refunds_30d' VALUE refunds, 'purchases_30d' VALUE purchases,
                    'trigger' VALUE event_type) AS evidence,
        rules_effective_from, appended_at
-FROM money_back
-WHERE refund_abuse_enabled AND event_type IN ('refund', 'chargeback')
-  AND refunds >= refund_abuse_min_refunds
-  AND CAST(refunds AS DOUBLE) / GREATEST(purchases, 1) >= refund_abuse_min_ratio
-  -- once when the count crosses the threshold, and again on a chargeback (an escalation)
-  AND (refunds = refund_abuse_min_refunds OR event_type = 'chargeback');
+FROM (SELECT *, LAG(holds, 1, FALSE) OVER (PARTITION BY tenant_id, user_id ORDER BY event_time) AS held_before
+      FROM money_back)
+WHERE refund_abuse_enabled AND holds AND NOT COALESCE(held_before, FALSE);
 
--- amount_anomaly: a payment far above the user's own recent payments: z-score of ln(amount) against
--- the previous 20 payments (the current one excluded). Log space because amounts are skewed; the
--- standard deviation is floored at 0.5 (a factor of 1.65) so that a user with near-identical past
--- payments is not flagged for a modestly larger one.
-CREATE TEMPORARY VIEW payment_stats AS
-SELECT *,
-       COUNT(*) OVER w - 1 AS history,
-       SUM(log_usd) OVER w - log_usd AS history_sum,
-       SUM(log_usd * log_usd) OVER w - log_usd * log_usd AS history_sum_sq
+-- amount_anomaly: a payment far above what is usual for this customer: a robust z-score of
+-- ln(amount) against the customer's previous 20 payments (amount_history, java/vigil-formats
+-- AmountHistory: their median and 1.4826 x their median absolute deviation), so that a customer
+-- whose amounts always varied widely is not flagged for a purchase a few times their median. Log
+-- space because amounts are skewed; the spread is floored at 0.5 (a factor of 1.65) so that a
+-- customer with near-identical past payments is not flagged for a modestly larger one; at least
+-- amount_anomaly_min_history previous payments. A run of anomalous payments alerts once.
+CREATE TEMPORARY VIEW payment_history AS
+SELECT *, amount_history(log_usd) OVER (PARTITION BY tenant_id, user_id ORDER BY event_time
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS hist
 FROM (SELECT tenant_id, user_id, event_id, event_time, amount_usd, LN(GREATEST(amount_usd, 0.01)) AS log_usd,
              amount_anomaly_enabled, amount_anomaly_min_history, amount_anomaly_min_z, rules_effective_from, appended_at
-      FROM payment_attempts WHERE amount_usd IS NOT NULL)
-WINDOW w AS (PARTITION BY tenant_id, user_id ORDER BY event_time
-             ROWS BETWEEN 20 PRECEDING AND CURRENT ROW);
+      FROM payment_attempts WHERE amount_usd IS NOT NULL);
 
 CREATE TEMPORARY VIEW payment_z AS
-SELECT *, (log_usd - mean_log) / GREATEST(SQRT(GREATEST(variance, 0.0)), 0.5) AS z,
-       EXP(mean_log) AS typical_usd
+SELECT *, history >= amount_anomaly_min_history AND z >= amount_anomaly_min_z AS holds
 FROM (
-  SELECT *, history_sum / history AS mean_log,
-         history_sum_sq / history - (history_sum / history) * (history_sum / history) AS variance
-  FROM payment_stats
-  WHERE history > 0
+  SELECT tenant_id, user_id, event_id, event_time, amount_usd, amount_anomaly_enabled, amount_anomaly_min_history,
+         amount_anomaly_min_z, rules_effective_from, appended_at, hist.history AS history,
+         EXP(hist.median_log) AS typical_usd, hist.spread_log AS spread_log,
+         COALESCE((log_usd - hist.median_log) / GREATEST(hist.spread_log, 0.5), 0.0) AS z
+  FROM payment_history
 );
 
 CREATE TEMPORARY VIEW alerts_amount_anomaly AS
 SELECT tenant_id, 'amount_anomaly' AS fraud_pattern, 'user' AS entity_type, user_id AS entity_id,
        event_id, event_time, LEAST(1.0, 0.5 + 0.05 * z) AS score,
        JSON_OBJECT('amount_usd' VALUE ROUND(amount_usd, 2), 'typical_usd' VALUE ROUND(typical_usd, 2),
-                   'z' VALUE ROUND(z, 2), 'history' VALUE history) AS evidence,
+                   'spread_factor' VALUE ROUND(EXP(spread_log), 2), 'z' VALUE ROUND(z, 2),
+                   'history' VALUE history) AS evidence,
        rules_effective_from, appended_at
-FROM payment_z
-WHERE amount_anomaly_enabled AND history >= amount_anomaly_min_history AND z >= amount_anomaly_min_z;
+FROM (SELECT *, LAG(holds, 1, FALSE) OVER (PARTITION BY tenant_id, user_id ORDER BY event_time) AS held_before
+      FROM payment_z)
+WHERE amount_anomaly_enabled AND holds AND NOT COALESCE(held_before, FALSE);

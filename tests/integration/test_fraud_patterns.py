@@ -48,30 +48,54 @@ def outcome(kafka, schema_registry):
              ev("checkout", t0 + checkout_after, user=user, device=f"d-new-{user}", amount="1500.00",
                 country="BR", lat=-23.55, lon=-46.63)])
 
-    # velocity: 12 attempts on card c-vel within a minute (alert at the 10th); near miss: 9.
-    for card, n in (("c-vel", 12), ("c-vel9", 9)):
-        add(ev("payment_attempt", t0 + 2 * 3600_000 + i * 4000, user=f"u-{card}-{i}", card=card,
+    # velocity: 12 attempts on card c-vel within a minute (alert at the 10th); near miss: 9. One
+    # burst that goes on (c-vel-long, every 5 s for 2.5 minutes) crosses the 1-minute threshold,
+    # then the 10-minute one while the first still holds: one alert. c-vel-twice: two bursts of
+    # 10 in a minute, 5 minutes apart (the 1-minute count falls in between): two alerts.
+    for card, n, step in (("c-vel", 12, 4000), ("c-vel9", 9, 4000), ("c-vel-long", 30, 5000)):
+        add(ev("payment_attempt", t0 + 2 * 3600_000 + i * step, user=f"u-{card}-{i}", card=card,
                device=f"d-{card}-{i}", ip=f"10.1.{n}.{i}", amount="50.00") for i in range(n))
+    add(ev("payment_attempt", t0 + 2 * 3600_000 + burst * 5 * MIN + i * 3000, user=f"u-vt-{burst}-{i}",
+           card="c-vel-twice", device=f"d-vt-{burst}-{i}", ip=f"10.2.{burst}.{i}", amount="50.00")
+        for burst in range(2) for i in range(10))
 
-    # shared device: 5 accounts log in on one device within 20 minutes (alert); near miss: 4.
+    # shared device: 5 accounts log in on one device within 20 minutes (alert), then the first
+    # of them again (still 5 accounts: no second alert); near miss: 4.
     for device, n in (("d-shared", 5), ("d-shared4", 4)):
         add(ev("login", t0 + i * 4 * MIN, user=f"u-{device}-{i}", device=device) for i in range(n))
+    add([ev("login", t0 + 22 * MIN, user="u-d-shared-0", device="d-shared")])
 
-    # refund abuse: 3 purchases, 2 refunds (alert), then a chargeback (alert); near miss: 5
-    # purchases, 2 refunds (ratio 0.4).
-    for user, purchases in (("u-refund", 3), ("u-refund5", 5)):
+    # refund abuse (at least 2 refunds and a ratio of 0.5 to purchases, in 30 days). Both parts
+    # become true at once: 3 purchases, 2 refunds (alert at the 2nd), then a chargeback while the
+    # condition still holds (no second alert). Count first: 6 purchases, then 6 refunds one by one
+    # (2 refunds at a ratio of 0.33 first; alert at the 3rd). Ratio first: 1 purchase, 1 refund
+    # (ratio 1, one refund), alert at the 2nd refund. Falling and rising: 2 purchases, 2 refunds
+    # (alert), 6 more purchases (2/8), then refunds until 4/8 (alert again at the 4th). Near
+    # miss: 5 purchases, 2 refunds (ratio 0.4).
+    for user, purchases, refunds in (("u-refund", 3, 2), ("u-refund5", 5, 2), ("u-refund-count-first", 6, 6),
+                                     ("u-refund-ratio-first", 1, 2)):
         add(ev("payment_result", t0 + i * MIN, user=user, card=f"c-{user}", amount="80.00", status="approved")
             for i in range(purchases))
         add(ev("refund", t0 + (30 + i) * MIN, user=user, card=f"c-{user}", amount="80.00", status="requested")
-            for i in range(2))
+            for i in range(refunds))
     add([ev("chargeback", t0 + 50 * MIN, user="u-refund", card="c-u-refund", amount="80.00", status="opened")])
+    rise = "u-refund-rises-twice"
+    for kind, minutes, status in ([("payment_result", m, "approved") for m in (0, 1)] + [("refund", m, "requested") for m in (5, 6)]
+                                  + [("payment_result", m, "approved") for m in range(10, 16)]
+                                  + [("refund", m, "requested") for m in (20, 21)]):
+        add([ev(kind, t0 + minutes * MIN, user=rise, card=f"c-{rise}", amount="80.00", status=status)])
 
-    # amount anomaly: six payments around 20 USD, then 2,000 (alert); near miss: then 45.
-    for user, last in (("u-amount", "2000.00"), ("u-amount-ok", "45.00")):
+    # amount anomaly: six payments around 20 USD, then 2,000 (alert) and 1,900 (the same run of
+    # anomalies: no second alert); near miss: then 45. The same multiple (10x the median) from a
+    # steady customer alerts and from a volatile one (12 to 400 USD before) does not.
+    for user, amounts, last in (("u-amount", range(18, 24), ["2000.00", "1900.00"]),
+                                ("u-amount-ok", range(18, 24), ["45.00"]),
+                                ("u-amount-steady", range(18, 24), ["205.00"]),
+                                ("u-amount-volatile", (12, 250, 40, 400, 15, 90, 30), ["400.00"])):
         add(ev("payment_attempt", t0 + 3 * 3600_000 + i * 5 * MIN, user=user, card=f"c-{user}", device=f"d-{user}",
-               amount=f"{18 + i}.00") for i in range(6))
-        add([ev("payment_attempt", t0 + 3 * 3600_000 + 40 * MIN, user=user, card=f"c-{user}", device=f"d-{user}",
-                amount=last)])
+               amount=f"{amount}.00") for i, amount in enumerate(amounts))
+        add(ev("payment_attempt", t0 + 3 * 3600_000 + (40 + i) * MIN, user=user, card=f"c-{user}",
+               device=f"d-{user}", amount=amount) for i, amount in enumerate(last))
 
     # A threshold changed mid-stream for tenant t2: from the rule's effective time on, card
     # testing needs 8 small attempts. The same 5-attempt attack alerts before and not after.
@@ -82,8 +106,9 @@ def outcome(kafka, schema_registry):
         add([ev("payment_attempt", at + 5 * 20_000 + 30_000, tenant="t2", user=f"u-{card}", card=card, amount="900.00")])
 
     # cross-tenant card: card c-x pays at shops of three tenants within a few hours (alert at the
-    # third); near miss: c-x2 at two tenants only.
-    for card, tenants in (("c-x", ("t5", "t6", "t7")), ("c-x2", ("t5", "t6"))):
+    # third), then again at the first (still three: no second alert); near miss: c-x2 at two
+    # tenants only.
+    for card, tenants in (("c-x", ("t5", "t6", "t7", "t5")), ("c-x2", ("t5", "t6"))):
         add(ev("payment_attempt", t0 + 60 * MIN * (i + 1), tenant=tenant, user=f"u-{card}-{tenant}", card=card,
                amount="60.00") for i, tenant in enumerate(tenants))
 
@@ -104,7 +129,18 @@ def outcome(kafka, schema_registry):
     by_pattern = defaultdict(set)
     for hit in hits:
         by_pattern[hit["pattern"]].add(hit["entity_id"])
-    return {"alerts": alerts, "hits": hits, "by_pattern": by_pattern, "names": names}
+    # fraud.incidents is an upsert topic: the last version of each incident is its state.
+    incidents = {}
+    for version in read_values(kafka, schema_registry, names["incidents"]):
+        incidents[version["incident_id"]] = version
+    return {"alerts": alerts, "hits": hits, "by_pattern": by_pattern, "names": names,
+            "incidents": list(incidents.values())}
+
+
+def hits_of(outcome, pattern: str, entity_id: str) -> list[dict]:
+    """The pattern's hits on one entity, in event-time order."""
+    return sorted((h for h in outcome["hits"] if h["pattern"] == pattern and h["entity_id"] == entity_id),
+                  key=lambda h: h["alert"]["event_time"])
 
 
 def test_card_testing_alerts_only_on_the_real_attack(outcome):
@@ -126,8 +162,15 @@ def test_velocity_per_card_reaches_the_threshold(outcome):
     assert len(card_1m) == 1 and card_1m[0]["evidence"]["attempts"] == 10
 
 
+def test_velocity_alerts_once_per_burst_and_again_after_it_ended(outcome):
+    long_burst = hits_of(outcome, "velocity", "c-vel-long")
+    assert [(h["evidence"]["window"], h["evidence"]["attempts"]) for h in long_burst] == [("1 min", 10)]
+    assert [h["evidence"]["attempts"] for h in hits_of(outcome, "velocity", "c-vel-twice")] == [10, 10]
+
+
 def test_shared_device(outcome):
     assert outcome["by_pattern"]["shared_device"] == {"d-shared"}
+    assert len(hits_of(outcome, "shared_device", "d-shared")) == 1
 
 
 def test_cross_tenant_card_alerts_the_third_tenant_and_names_no_other(outcome):
@@ -136,17 +179,28 @@ def test_cross_tenant_card_alerts_the_third_tenant_and_names_no_other(outcome):
     assert hits[0]["evidence"] == {"tenants_24h": 3, "threshold": 3}
 
 
-def test_refund_abuse_alerts_at_the_threshold_and_on_the_chargeback(outcome):
-    refund = [h for h in outcome["hits"] if h["pattern"] == "refund_abuse"]
-    assert {h["entity_id"] for h in refund} == {"u-refund"}
-    assert sorted(h["evidence"]["trigger"] for h in refund) == ["chargeback", "refund"]
+def test_refund_abuse_alerts_where_the_whole_condition_becomes_true(outcome):
+    assert outcome["by_pattern"]["refund_abuse"] == {"u-refund", "u-refund-count-first", "u-refund-ratio-first",
+                                                     "u-refund-rises-twice"}
+
+    def refunds_purchases(user):
+        return [(h["evidence"]["refunds_30d"], h["evidence"]["purchases_30d"])
+                for h in hits_of(outcome, "refund_abuse", user)]
+    assert refunds_purchases("u-refund") == [(2, 3)]  # both parts at once; not again on the chargeback
+    assert refunds_purchases("u-refund-count-first") == [(3, 6)]
+    assert refunds_purchases("u-refund-ratio-first") == [(2, 1)]
+    assert refunds_purchases("u-refund-rises-twice") == [(2, 2), (4, 8)]
 
 
 def test_amount_anomaly(outcome):
     flagged = outcome["by_pattern"]["amount_anomaly"]
     assert "u-amount" in flagged and "u-amount-ok" not in flagged
+    assert [h["evidence"]["amount_usd"] for h in hits_of(outcome, "amount_anomaly", "u-amount")] == [2000.0]
+    # the same multiple of the median: anomalous for a steady customer, usual for a volatile one
+    assert "u-amount-steady" in flagged and "u-amount-volatile" not in flagged
     # The card-testing victims' large payment after 1-dollar attempts is an anomaly too.
-    assert flagged - {"u-amount"} <= {"u-c-ct", "u-c-ct3", "u-c-ct-small", "u-c-before", "u-c-after"}
+    assert flagged - {"u-amount", "u-amount-steady"} <= {"u-c-ct", "u-c-ct3", "u-c-ct-small", "u-c-before",
+                                                         "u-c-after"}
 
 
 def test_alerts_are_explained_and_their_ids_deterministic(outcome):
@@ -161,3 +215,21 @@ def test_alerts_are_explained_and_their_ids_deterministic(outcome):
     assert ct["evidence"]["small_attempts"] == 5 and ct["evidence"]["large_amount_usd"] == 900.0
     # The large payment that ended the card test was scored by the models too.
     assert ct["alert"]["anomaly_score"] is not None and ct["alert"]["model_versions"]
+
+
+def test_every_alert_is_in_exactly_one_incident_and_incidents_close(outcome):
+    alert_ids = [a["alert_id"] for a in outcome["alerts"]]
+    grouped = [a for incident in outcome["incidents"] for a in incident["alert_ids"]]
+    assert sorted(grouped) == sorted(alert_ids)
+    # the bounded run ends with the watermark at its maximum: every incident's window is over
+    assert {i["status"] for i in outcome["incidents"]} == {"closed"}
+    assert len(outcome["incidents"]) < len(alert_ids)
+
+
+def test_alerts_on_one_customer_or_card_within_the_window_are_one_incident(outcome):
+    def incidents_with(entity):
+        return [i for i in outcome["incidents"] if entity in i["entities"]]
+    twice = incidents_with("card:c-vel-twice")
+    assert len(twice) == 1 and twice[0]["alert_count"] == 2 and twice[0]["patterns"] == ["velocity"]
+    rises = incidents_with("user:u-refund-rises-twice")
+    assert len(rises) == 1 and rises[0]["alert_count"] == 2

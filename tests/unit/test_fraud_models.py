@@ -333,3 +333,29 @@ def test_the_amount_input_grows_with_the_amount_up_to_its_cap():
     below_cap = values[:amounts.index(cap) + 1]
     assert all(a < b for a, b in zip(below_cap, below_cap[1:]))
     assert values[amounts.index(cap):] == [1.0, 1.0, 1.0]
+
+
+def test_alerts_of_one_customer_become_one_incident_updated_after_each():
+    from udfs.incidents import IncidentBook, incident_id
+
+    book = IncidentBook({}, {}, window_ms=3600_000)
+    models = ModelState.fresh(CONFIG)
+    batches = [[pay("e1", NOW_MS, user="u7"), hit("card_testing", 0.95, "e1", NOW_MS, ("card", "c7"))],
+               [pay("e2", NOW_MS + 60_000, user="u7"), hit("velocity", 0.7, "e2", NOW_MS + 60_000, ("device", "d7"))],
+               [pay("e3", NOW_MS + 120_000, user="u8")]]  # no hit, low risk: no alert, no incident
+    rows = []
+    for batch in batches:
+        records = decider().decide(TENANT, models, batch, {}, book)
+        rows += [dict(zip(OUTPUT_FIELDS, record)) for record in records]
+    incidents = [r for r in rows if r["output"] == "incident"]
+    alerts = [r for r in rows if r["output"] == "alert"]
+    assert [a["event_id"] for a in alerts] == ["e1", "e2"]
+    opened = incident_id(TENANT, alerts[0]["alert_id"])
+    assert [(i["alert_id"], i["alert_count"], i["status"]) for i in incidents] == [(opened, 1, "open"), (opened, 2, "open")]
+    latest = incidents[-1]
+    assert latest["alert_ids"] == [a["alert_id"] for a in alerts]
+    assert latest["reason_codes"] == ["card_testing", "velocity"] and latest["fraud_pattern"] == "card_testing"
+    assert set(latest["entities"]) == {"card:c7", "user:u7", "device:d7"}
+    assert (latest["first_seen"], latest["event_time"], latest["severity"]) == (NOW_MS, NOW_MS + 60_000, "critical")
+    # decisions carry no incident fields
+    assert all(r["alert_count"] is None for r in rows if r["output"] != "incident")

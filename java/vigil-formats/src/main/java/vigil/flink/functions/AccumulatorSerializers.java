@@ -16,7 +16,7 @@ import org.apache.flink.core.memory.DataOutputView;
 
 /**
  * Compact serializers of the feature accumulators (HourFeatures.Hour, UserActivity.Activity,
- * PaymentVelocity.Times).
+ * PaymentVelocity.Times, AmountHistory.Payments).
  *
  * <p>Why not Kryo, Flink's default for a RAW type: state backends serialise an accumulator on
  * every checkpoint (heap) or on every access (RocksDB), and Kryo writes class tags, boxed values
@@ -370,6 +370,45 @@ public final class AccumulatorSerializers {
     public static final class TimesSnapshot extends SimpleTypeSerializerSnapshot<PaymentVelocity.Times> {
         public TimesSnapshot() {
             super(() -> TimesSerializer.INSTANCE);
+        }
+    }
+
+    public static final class PaymentsSerializer extends FieldSerializer<AmountHistory.Payments> {
+        public static final PaymentsSerializer INSTANCE = new PaymentsSerializer();
+
+        @Override
+        void write(AmountHistory.Payments value, DataOutputView out) throws IOException {
+            double[] values = value.all();
+            out.writeInt(values.length);
+            for (double v : values) {
+                out.writeDouble(v);
+            }
+        }
+
+        @Override
+        AmountHistory.Payments read(DataInputView in) throws IOException {
+            AmountHistory.Payments payments = new AmountHistory.Payments();
+            int size = in.readInt();
+            for (int i = 0; i < size; i++) {
+                payments.add(in.readDouble());
+            }
+            return payments;
+        }
+
+        @Override
+        public AmountHistory.Payments createInstance() {
+            return new AmountHistory.Payments();
+        }
+
+        @Override
+        public TypeSerializerSnapshot<AmountHistory.Payments> snapshotConfiguration() {
+            return new PaymentsSnapshot();
+        }
+    }
+
+    public static final class PaymentsSnapshot extends SimpleTypeSerializerSnapshot<AmountHistory.Payments> {
+        public PaymentsSnapshot() {
+            super(() -> PaymentsSerializer.INSTANCE);
         }
     }
 }
