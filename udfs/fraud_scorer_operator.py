@@ -155,7 +155,8 @@ def error_rows(items: list[dict], detail: str) -> list[Row]:
     rows = []
     for (tenant, event_id, _), group in by_event.items():
         evidence = json.dumps({"error": detail, "inputs": group}, sort_keys=True, default=str)
-        values = {name: None for name in OUTPUT_FIELDS}
+        # arrays empty, not null: the thread-mode converter cannot take a null array
+        values = {name: [] if kind == "strings" else None for name, kind in zip(OUTPUT_FIELDS, OUTPUT_KINDS)}
         values.update(output="error", tenant_id=tenant, event_id=event_id, evidence=evidence,
                       reason_codes=["internal_error"], event_time=group[0].get("event_ms"),
                       decided_at=int(time.time() * 1000))

@@ -45,7 +45,8 @@ INCIDENT_FIELDS = (("first_seen", "time"), ("alert_count", "long"), ("entities",
                    ("alert_ids", "strings"), ("severity", "string"), ("status", "string"))
 OUTPUT_FIELDS = tuple(name for name, _ in DECISION_FIELDS + INCIDENT_FIELDS)
 OUTPUT_KINDS = tuple(kind for _, kind in DECISION_FIELDS + INCIDENT_FIELDS)
-_NO_INCIDENT = (None,) * len(INCIDENT_FIELDS)
+# Lists are empty, not null: PyFlink's thread-mode converter cannot take a null array.
+_NO_INCIDENT = tuple([] if kind == "strings" else None for _, kind in INCIDENT_FIELDS)
 
 
 def alert_id(tenant_id: str, event_id: str) -> str:

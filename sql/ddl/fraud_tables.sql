@@ -189,7 +189,8 @@ CREATE TABLE fraud_incidents (
   'key.format' = 'raw',
   'value.format' = 'avro-confluent',
   'value.avro-confluent.url' = '${schema_registry_url}',
-  'value.fields-include' = 'EXCEPT_KEY'
+  -- the id in the value too: a consumer of values alone (a sink connector) keeps it
+  'value.fields-include' = 'ALL'
 );
 
 -- fraud_scores: fraud_alerts' columns and options on its own topic and transactional ids.

@@ -157,7 +157,7 @@ def test_account_takeover_within_30_minutes_only(outcome):
 
 def test_velocity_per_card_reaches_the_threshold(outcome):
     velocity = [h for h in outcome["hits"] if h["pattern"] == "velocity"]
-    assert {h["entity_id"] for h in velocity if h["entity_type"] == "card"} == {"c-vel"}
+    assert {h["entity_id"] for h in velocity if h["entity_type"] == "card"} == {"c-vel", "c-vel-long", "c-vel-twice"}
     card_1m = [h for h in velocity if h["entity_id"] == "c-vel" and h["evidence"]["window"] == "1 min"]
     assert len(card_1m) == 1 and card_1m[0]["evidence"]["attempts"] == 10
 

@@ -358,4 +358,4 @@ def test_alerts_of_one_customer_become_one_incident_updated_after_each():
     assert set(latest["entities"]) == {"card:c7", "user:u7", "device:d7"}
     assert (latest["first_seen"], latest["event_time"], latest["severity"]) == (NOW_MS, NOW_MS + 60_000, "critical")
     # decisions carry no incident fields
-    assert all(r["alert_count"] is None for r in rows if r["output"] != "incident")
+    assert all(r["alert_count"] is None and r["entities"] == [] for r in rows if r["output"] != "incident")
