@@ -49,7 +49,7 @@ def start_services() -> tuple[str, str]:
     return bootstrap, registry_service.registry_url()
 
 
-def prepare(events: int, seed: int, rate: float, fraud_fraction: float, prefix: str) -> Prepared:
+def prepare(events: int, seed: int, rate: float, fraud_fraction: float, prefix: str, mix: str = "standard") -> Prepared:
     """`events` generated events, `rate` per second of event time ending about now, ingested."""
     bootstrap, url = start_services()
     prefix = f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -57,7 +57,7 @@ def prepare(events: int, seed: int, rate: float, fraud_fraction: float, prefix: 
     names = {**topics.create_fraud_topics(bootstrap, prefix), "clean": ingest_names["clean"]}
     start_ms = int(time.time() * 1000) - int(events / rate * 1000)
     labels_file = Path(f"/tmp/{prefix}-labels.jsonl")
-    stream = EventStream(StreamSettings(seed=seed, start_ms=start_ms, rate=rate, fraud_fraction=fraud_fraction),
+    stream = EventStream(StreamSettings(seed=seed, start_ms=start_ms, rate=rate, fraud_fraction=fraud_fraction, mix=mix),
                          EventWriter.registered(url, ingest_names["raw"], with_v2=False))
     stats = produce(stream.records(), bootstrap, rate, events=events, pace=False, topic=ingest_names["raw"],
                     labels_file=labels_file, chargebacks_topic=names["chargebacks"], progress_every_s=1e9)

@@ -19,6 +19,32 @@ DEFAULT_RULE_SHARDS = 32
 ENTITIES = {"card": "card_fingerprint", "user": "user_id", "device": "device_id", "ip": "ip"}
 
 
+def range_options_sql(bounded: bool, start_time_ms: int | None = None, stop_time_ms: int | None = None) -> Fragment:
+    """The Kafka connector options saying where the events and labels sources start and stop
+    (sql/ddl/fraud_tables.sql: events_range_options, labels_range_options): the consumer group's
+    offsets and no end by default;
+    record timestamps (epoch ms) with --start-time/--stop-time; the end offsets found at start with
+    --bounded alone. Each option ends with a comma, as the DDL expects.
+
+    >>> range_options_sql(False)
+    "'scan.startup.mode' = 'group-offsets',"
+    >>> range_options_sql(True)
+    "'scan.startup.mode' = 'group-offsets', 'scan.bounded.mode' = 'latest-offset',"
+    >>> range_options_sql(True, 1000, 2000)  # doctest: +NORMALIZE_WHITESPACE
+    "'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '1000',
+     'scan.bounded.mode' = 'timestamp', 'scan.bounded.timestamp-millis' = '2000',"
+    """
+    if start_time_ms is None:
+        options = ["'scan.startup.mode' = 'group-offsets',"]
+    else:
+        options = ["'scan.startup.mode' = 'timestamp',", f"'scan.startup.timestamp-millis' = '{int(start_time_ms)}',"]
+    if stop_time_ms is not None:
+        options += ["'scan.bounded.mode' = 'timestamp',", f"'scan.bounded.timestamp-millis' = '{int(stop_time_ms)}',"]
+    elif bounded:
+        options.append("'scan.bounded.mode' = 'latest-offset',")
+    return Fragment(" ".join(options))
+
+
 def effective_rules_sql() -> Fragment:
     """COALESCE(tenant row, "*" row, compiled default) for every rule parameter."""
     return Fragment(",\n       ".join(
@@ -74,7 +100,7 @@ def pattern_views() -> list[str]:
             + [f"alerts_velocity_{entity}" for entity in ENTITIES])
 
 
-_HOUR_ROW_COLUMNS = "event_id, event_type, appended_at, amount_usd, latitude, longitude"
+_HOUR_ROW_COLUMNS = "event_id, event_type, appended_at, amount_usd, latitude, longitude, device_id, card_fingerprint"
 
 
 def hour_rows_over(column: str, time_column: str, source_view: str) -> Fragment:
@@ -111,9 +137,11 @@ def hour_rows_of_users() -> Fragment:
                     f"{_HOUR_ROW_COLUMNS}, a AS h FROM user_activity WHERE user_id IS NOT NULL)")
 
 
-def features_json_sql() -> str:
-    return "JSON_OBJECT(" + ", ".join(f"'{name}' VALUE {name}"
-                                      for name in ("amount_usd",) + fraud_features.FEATURES) + ")"
+def features_json_sql(links: bool = False) -> str:
+    """The features as JSON; with `links`, also the event's device and card, which the risk scorer
+    takes out again to link the payment's alert into incidents (udfs/fraud_scoring.py)."""
+    names = ("amount_usd",) + fraud_features.FEATURES + (("device_id", "card_fingerprint") if links else ())
+    return "JSON_OBJECT(" + ", ".join(f"'{name}' VALUE {name}" for name in names) + ")"
 
 
 def epoch_ms_sql(timestamp: str) -> str:
@@ -137,7 +165,7 @@ def decision_inputs_sql() -> str:
         SELECT 'payment' AS kind, tenant_id, event_id, {ms("event_time")} AS event_ms,
                {ms("CAST(appended_at AS TIMESTAMP(3))")} AS appended_ms, 'user' AS entity_type, entity_id,
                CAST(NULL AS STRING) AS fraud_pattern, CAST(NULL AS DOUBLE) AS score,
-               {features_json_sql()} AS detail,
+               {features_json_sql(links=True)} AS detail,
                CAST(NULL AS BIGINT) AS rules_ms, CAST(NULL AS BOOLEAN) AS is_fraud, CAST(NULL AS BIGINT) AS label_ms
         FROM features_user WHERE event_type = 'payment_attempt'
         UNION ALL

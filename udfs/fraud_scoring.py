@@ -99,8 +99,12 @@ class Decider:
         payment = next((i for i in group if i["kind"] == "payment"), None)
         hits = sorted((i for i in group if i["kind"] == "hit"), key=lambda i: (-i["score"], i["fraud_pattern"]))
         scores, features = {}, None
+        links = []
         if payment is not None:
             features = json.loads(payment["detail"])
+            # The payment's device and card (not features): what links its alert to an incident.
+            links = [(kind, features.pop(name)) for kind, name in (("device", "device_id"), ("card", "card_fingerprint"))
+                     if features.get(name)]
             vector = model_vector(features)
             scores = models.score_and_learn(vector)
             vectors[payment["event_id"]] = vector
@@ -136,7 +140,7 @@ class Decider:
             out.append(("alert",) + record + _NO_INCIDENT)
             entities = [(h["entity_type"], h["entity_id"]) for h in hits]
             if payment is not None:
-                entities.append(("user", payment["entity_id"]))
+                entities += [("user", payment["entity_id"])] + links
             facts = AlertFacts(first["tenant_id"], record[0], first["event_id"], first["event_ms"], float(risk),
                                tuple(dict.fromkeys(h["fraud_pattern"] for h in hits)) or ("model",),
                                tuple(dict.fromkeys(entities)))

@@ -59,10 +59,12 @@ class RuleParameters:
     refund_abuse_min_refunds: int = 2
     refund_abuse_min_ratio: float = 0.5
     # amount anomaly: a payment this many standard deviations (of ln amount, floored at 0.5) above
-    # the user's own last payments
+    # the user's own last payments, and at least min_over_max times the largest of them (a
+    # payment within what the customer already paid is not an anomaly for them)
     amount_anomaly_enabled: bool = True
     amount_anomaly_min_z: float = 4.0
     amount_anomaly_min_history: int = 5
+    amount_anomaly_min_over_max: float = 2.0
     # cross-tenant card: one card fingerprint paying at >= min_tenants tenants within 24 h. The
     # only state shared across tenants, over the pseudonymous fingerprint (never a card number);
     # an alert tells a tenant how many tenants saw the card, never which ones.

@@ -204,20 +204,25 @@ WHERE refund_abuse_enabled AND holds AND NOT COALESCE(held_before, FALSE);
 -- whose amounts always varied widely is not flagged for a purchase a few times their median. Log
 -- space because amounts are skewed; the spread is floored at 0.5 (a factor of 1.65) so that a
 -- customer with near-identical past payments is not flagged for a modestly larger one; at least
--- amount_anomaly_min_history previous payments. A run of anomalous payments alerts once.
+-- amount_anomaly_min_history previous payments; and at least amount_anomaly_min_over_max times
+-- the largest of them: a few previous payments can happen to lie close together (a small
+-- spread) for a customer who also paid far more, and a payment within what they already paid is
+-- not an anomaly for them. A run of anomalous payments alerts once.
 CREATE TEMPORARY VIEW payment_history AS
 SELECT *, amount_history(log_usd) OVER (PARTITION BY tenant_id, user_id ORDER BY event_time
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS hist
 FROM (SELECT tenant_id, user_id, event_id, event_time, amount_usd, LN(GREATEST(amount_usd, 0.01)) AS log_usd,
-             amount_anomaly_enabled, amount_anomaly_min_history, amount_anomaly_min_z, rules_effective_from, appended_at
+             amount_anomaly_enabled, amount_anomaly_min_history, amount_anomaly_min_z, amount_anomaly_min_over_max,
+             rules_effective_from, appended_at
       FROM payment_attempts WHERE amount_usd IS NOT NULL);
 
 CREATE TEMPORARY VIEW payment_z AS
-SELECT *, history >= amount_anomaly_min_history AND z >= amount_anomaly_min_z AS holds
+SELECT *, history >= amount_anomaly_min_history AND z >= amount_anomaly_min_z
+          AND amount_usd >= amount_anomaly_min_over_max * largest_usd AS holds
 FROM (
   SELECT tenant_id, user_id, event_id, event_time, amount_usd, amount_anomaly_enabled, amount_anomaly_min_history,
-         amount_anomaly_min_z, rules_effective_from, appended_at, hist.history AS history,
-         EXP(hist.median_log) AS typical_usd, hist.spread_log AS spread_log,
+         amount_anomaly_min_z, amount_anomaly_min_over_max, rules_effective_from, appended_at, hist.history AS history,
+         EXP(hist.median_log) AS typical_usd, EXP(hist.max_log) AS largest_usd, hist.spread_log AS spread_log,
          COALESCE((log_usd - hist.median_log) / GREATEST(hist.spread_log, 0.5), 0.0) AS z
   FROM payment_history
 );
@@ -227,6 +232,7 @@ SELECT tenant_id, 'amount_anomaly' AS fraud_pattern, 'user' AS entity_type, user
        event_id, event_time, LEAST(1.0, 0.5 + 0.05 * z) AS score,
        JSON_OBJECT('amount_usd' VALUE ROUND(amount_usd, 2), 'typical_usd' VALUE ROUND(typical_usd, 2),
                    'spread_factor' VALUE ROUND(EXP(spread_log), 2), 'z' VALUE ROUND(z, 2),
+                   'largest_before_usd' VALUE ROUND(largest_usd, 2),
                    'history' VALUE history) AS evidence,
        rules_effective_from, appended_at
 FROM (SELECT *, LAG(holds, 1, FALSE) OVER (PARTITION BY tenant_id, user_id ORDER BY event_time) AS held_before

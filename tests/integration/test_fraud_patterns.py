@@ -87,11 +87,13 @@ def outcome(kafka, schema_registry):
 
     # amount anomaly: six payments around 20 USD, then 2,000 (alert) and 1,900 (the same run of
     # anomalies: no second alert); near miss: then 45. The same multiple (10x the median) from a
-    # steady customer alerts and from a volatile one (12 to 400 USD before) does not.
+    # steady customer alerts and from a volatile one (12 to 400 USD before) does not; nor 400 USD
+    # from a customer whose payments cluster around 21 USD but who once paid 300.
     for user, amounts, last in (("u-amount", range(18, 24), ["2000.00", "1900.00"]),
                                 ("u-amount-ok", range(18, 24), ["45.00"]),
                                 ("u-amount-steady", range(18, 24), ["205.00"]),
-                                ("u-amount-volatile", (12, 250, 40, 400, 15, 90, 30), ["400.00"])):
+                                ("u-amount-volatile", (12, 250, 40, 400, 15, 90, 30), ["400.00"]),
+                                ("u-amount-paid-more-before", (20, 300, 21, 22, 21, 20, 22), ["400.00"])):
         add(ev("payment_attempt", t0 + 3 * 3600_000 + i * 5 * MIN, user=user, card=f"c-{user}", device=f"d-{user}",
                amount=f"{amount}.00") for i, amount in enumerate(amounts))
         add(ev("payment_attempt", t0 + 3 * 3600_000 + (40 + i) * MIN, user=user, card=f"c-{user}",
@@ -198,6 +200,8 @@ def test_amount_anomaly(outcome):
     assert [h["evidence"]["amount_usd"] for h in hits_of(outcome, "amount_anomaly", "u-amount")] == [2000.0]
     # the same multiple of the median: anomalous for a steady customer, usual for a volatile one
     assert "u-amount-steady" in flagged and "u-amount-volatile" not in flagged
+    # far above a steady median, but less than twice what the customer once paid
+    assert "u-amount-paid-more-before" not in flagged
     # The card-testing victims' large payment after 1-dollar attempts is an anomaly too.
     assert flagged - {"u-amount", "u-amount-steady"} <= {"u-c-ct", "u-c-ct3", "u-c-ct-small", "u-c-before",
                                                          "u-c-after"}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+import statistics
+from collections import Counter, defaultdict
 
 import pytest
 
 from udfs.validation import ValidationRules, to_millis, validate
 from vigil import serde
 from vigil.generator.bad_input import BAD_KINDS, STREAM_KINDS
+from vigil.generator.mixes import MIXES
 from vigil.generator.scripts import SCENARIOS
 from vigil.generator.stream import LOYALTY_TIERS, PAYMENT_METHODS, EventStream, StreamSettings
 from vigil.generator.world import CITIES, World, haversine_km
@@ -62,7 +64,8 @@ def test_event_time_advances_at_the_requested_rate():
 
 
 def test_every_scenario_is_injected_and_labelled():
-    records = take(20_000, fraud_fraction=0.05)
+    # 3 events/s: almost two hours of event time, so that amount anomalies (a history first) show.
+    records = take(20_000, fraud_fraction=0.05, rate=3.0)
     by_scenario = Counter(r.scenario for r in records if r.scenario)
     assert set(by_scenario) == set(SCENARIOS)
     instances = {r.instance for r in records if r.scenario}
@@ -167,3 +170,53 @@ def test_v2_share_and_v2_fields_without_changing_the_rest_of_the_stream():
     assert 0.45 < len(v2) / len(sessions) < 0.55
     assert all(e["schema_version"] == 2 and e["loyalty_tier"] in LOYALTY_TIERS for e in v2)
     assert all((e["payment_method"] in PAYMENT_METHODS) == bool(e["card_fingerprint"]) for e in v2)
+
+
+def test_amount_anomaly_labels_only_payments_far_above_the_customers_steady_history():
+    records = take(20_000, fraud_fraction=0.3, rate=3.0)
+    attempts_of = defaultdict(list)   # (tenant, user) -> [(labelled, amount)] in event-time order
+    for record in records:
+        if record.event_type == "payment_attempt":
+            event = serde.decode(record.value)
+            attempts_of[(event["tenant_id"], event["user_id"])].append((record.scenario, float(event["amount"])))
+    checked = 0
+    for attempts in attempts_of.values():
+        first = next((i for i, (scenario, _) in enumerate(attempts) if scenario == "amount_anomaly"), None)
+        if first is None:
+            continue
+        history = [amount for scenario, amount in attempts[:first]]
+        assert len(history) >= 6 and all(scenario is None for scenario, _ in attempts[:first])
+        usual = statistics.median(history)
+        assert all(amount >= 10 * usual for scenario, amount in attempts[first:] if scenario == "amount_anomaly")
+        checked += 1
+    assert checked >= 5
+
+
+def test_diverse_mix_has_its_own_world_and_near_misses_that_are_not_fraud():
+    records = take(30_000, mix="diverse", rate=1.0)  # 8 h: flights take hours
+    events = [(r, serde.decode(r.value)) for r in records]
+    assert len({e["tenant_id"] for _, e in events}) <= 8
+    sold_in = {c[4] for c in CITIES if c[0] in MIXES["diverse"].merchant_cities}
+    assert {e["currency"] for _, e in events if e["currency"]} <= sold_in
+    # Families: a shared device, at most four accounts on it, all living in one place.
+    users_on = defaultdict(set)
+    for r, e in events:
+        if r.scenario is None:
+            users_on[e["device_id"]].add((e["user_id"], e["latitude"], e["longitude"]))
+    shared = [u for u in users_on.values() if len({user for user, *_ in u}) > 1]
+    assert shared and all(len({user for user, *_ in u}) <= 4 and len({(la, lo) for _, la, lo in u}) == 1
+                          for u in shared)
+    # Nobody in ordinary traffic (travellers included) moves faster than an airliner.
+    last_seen, travels = {}, 0
+    for r, e in sorted(events, key=lambda pair: pair[0].timestamp_ms):
+        if r.scenario is not None:
+            continue
+        user = (e["tenant_id"], e["user_id"])
+        if user in last_seen:
+            at, lat, lon = last_seen[user]
+            km = haversine_km(lat, lon, e["latitude"], e["longitude"])
+            if km > 300:
+                travels += 1
+                assert km / max((r.timestamp_ms - at) / 3_600_000, 1e-9) < 900
+        last_seen[user] = (r.timestamp_ms, e["latitude"], e["longitude"])
+    assert travels > 0

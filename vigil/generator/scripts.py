@@ -17,7 +17,12 @@ from vigil.generator.world import CATEGORIES, CITIES, Merchant, User, World
 Script = Iterator[tuple[float, dict]]
 
 SCENARIOS = ("card_testing", "account_takeover", "impossible_travel", "velocity_burst",
-             "shared_device", "refund_abuse")
+             "shared_device", "refund_abuse", "amount_anomaly")
+
+# A script step whose fields carry this key is ordinary behaviour inside a scenario's script
+# (the customer's own history before an attack): the stream drops the key and labels the event
+# with no scenario.
+BENIGN = "_benign"
 
 
 _PER_USD = UNITS_PER_USD  # amounts drawn in USD are expressed in the merchant's currency
@@ -172,8 +177,36 @@ def refund_abuse(rng: random.Random, world: World) -> Script:
                                        card_fingerprint=card, status="opened")
 
 
+def purchases(rng: random.Random, user: User, merchant: Merchant, usd_amounts, card: str,
+              gap_s: tuple[float, float], **kw) -> Script:
+    """The user's ordinary purchases (checkout, attempt, approved result), `gap_s` apart, amounts
+    given in US dollars and paid in the merchant's currency; marked benign."""
+    currency = CITIES[merchant.currency_city][4]
+    for usd in usd_amounts:
+        amount = money(rng, usd, usd, currency)
+        for i, (delay, record) in enumerate(_pay(rng, user, merchant, amount, currency, card, True, **kw)):
+            yield (rng.uniform(*gap_s) if i == 0 else delay), {**record, BENIGN: True}
+
+
+def amount_anomaly(rng: random.Random, world: World) -> Script:
+    """A customer with a steady spending history (6-10 purchases within a few percent of their
+    usual amount) suddenly pays 15-40 times that amount, once or twice: a compromised account
+    or card. Only the anomalous payments are labelled."""
+    merchant = world.pick_merchant(rng)
+    # From a pool no other script draws from: their amounts would break the steady history.
+    user = world.pick_regular(rng, merchant.tenant_id, "steady_then_anomaly")
+    card, usual = user.cards[0], user.usual_usd
+    yield from purchases(rng, user, merchant, [usual * rng.lognormvariate(0, 0.1) for _ in range(rng.randint(6, 10))],
+                         card, (60, 300))
+    currency = CITIES[merchant.currency_city][4]
+    for i in range(rng.randint(1, 2)):
+        big = money(rng, usual * 15, usual * 40, currency)
+        for j, (delay, record) in enumerate(_pay(rng, user, merchant, big, currency, card, True)):
+            yield (rng.uniform(300, 1200) if i == j == 0 else delay), record
+
+
 SCENARIO_SCRIPTS = {
     "card_testing": card_testing, "account_takeover": account_takeover,
     "impossible_travel": impossible_travel, "velocity_burst": velocity_burst,
-    "shared_device": shared_device, "refund_abuse": refund_abuse,
+    "shared_device": shared_device, "refund_abuse": refund_abuse, "amount_anomaly": amount_anomaly,
 }

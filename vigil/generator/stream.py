@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from vigil.generator import bad_input
-from vigil.generator.scripts import SCENARIO_SCRIPTS, SCENARIOS, shopping_session
+from vigil.generator.behaviours import BEHAVIOURS
+from vigil.generator.mixes import MIXES
+from vigil.generator.scripts import BENIGN, SCENARIO_SCRIPTS, SCENARIOS, shopping_session
 from vigil.generator.wire import EventWriter
 from vigil.generator.world import World
 
@@ -51,9 +53,10 @@ class StreamSettings:
     rate: float = 1000.0            # events per second of event time
     fraud_fraction: float = 0.02    # share of new scripts that are fraud scenarios
     bad_fraction: float = 0.0       # share of records that are bad input (incl. duplicates, late)
-    tenants: int = 50
-    merchants: int = 10_000
-    users: int = 500_000
+    mix: str = "standard"           # vigil/generator/mixes.py
+    tenants: int | None = None      # None: the mix's
+    merchants: int | None = None
+    users: int | None = None
     v2_fraction: float = 0.0        # share of valid events written with event schema v2
 
 
@@ -63,7 +66,10 @@ class EventStream:
         self.write = writer or EventWriter.offline()
         # Its own generator, so that asking for v2 events leaves every other draw as it was.
         self._schema_rng = random.Random(f"schema-{settings.seed}")
-        self.world = World(settings.seed, settings.tenants, settings.merchants, settings.users)
+        mix = self.mix = MIXES[settings.mix]
+        self.world = World(settings.seed, settings.tenants or mix.tenants, settings.merchants or mix.merchants,
+                           settings.users or mix.users, mix.merchant_skew, mix.tenant_skew, mix.merchant_cities,
+                           mix.household_size)
         self.rng = random.Random(f"stream-{settings.seed}")
         self._heap: list = []
         self._seq = 0
@@ -90,8 +96,17 @@ class EventStream:
             script = SCENARIO_SCRIPTS[scenario](self.rng, self.world)
             instance = f"{scenario}-{self.rng.getrandbits(32):08x}"
         else:
-            scenario, instance, script = None, None, shopping_session(self.rng, self.world)
+            scenario, instance, script = None, None, self._ordinary_script()
         self._push(at_ms, script, scenario, instance, first=True)
+
+    def _ordinary_script(self):
+        if self.mix.behaviours:
+            draw = self.rng.random()
+            for name, share in self.mix.behaviours.items():
+                if draw < share:
+                    return BEHAVIOURS[name](self.rng, self.world)
+                draw -= share
+        return shopping_session(self.rng, self.world)
 
     def _push(self, at_ms: int, script, scenario, instance, first: bool = False) -> None:
         step = next(script, None)
@@ -107,6 +122,8 @@ class EventStream:
         at_ms, _, fields, script, scenario, instance = heapq.heappop(self._heap)
         self._push(at_ms, script, scenario, instance)
         event = fields  # each script step yields a fresh dict: completed in place
+        if event.pop(BENIGN, False):
+            scenario = instance = None
         event["event_id"], event["event_time"] = self._event_id(), at_ms
         self._maybe_v2(event)
         record = Record(bad_input.key_of(event), self.write.event(event), at_ms, event["event_id"],

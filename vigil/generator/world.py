@@ -35,6 +35,10 @@ CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "toys", "boo
               "garden", "automotive", "jewelry", "gift_cards")
 
 
+# Users with a behaviour that spans hours or a spending habit (World.pick_regular).
+PERSONAS = ("traveller", "family", "volatile_spender", "steady_spender", "steady_then_anomaly")
+
+
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -61,21 +65,25 @@ class User:
     devices: tuple[str, ...]
     cards: tuple[str, ...]
     ip: str
+    usual_usd: float        # what this customer usually spends (10-200 USD), for spending personas
 
 
 class World:
     def __init__(self, seed: int, tenants: int = 50, merchants: int = 10_000,
-                 users: int = 500_000, skew: float = 1.1):
+                 users: int = 500_000, skew: float = 1.1, tenant_skew: float = 1.0,
+                 merchant_cities: tuple[str, ...] | None = None, household_size: int = 1):
         rng = random.Random(f"world-{seed}")
         self.seed = seed
+        self.household_size = household_size
         self.tenants = [f"t{i:03d}" for i in range(tenants)]
         # Tenants own Zipf-skewed numbers of merchants; merchants get Zipf-skewed traffic.
-        tenant_weights = zipf_weights(tenants, 1.0)
+        tenant_weights = zipf_weights(tenants, tenant_skew)
         tenant_cum = list(itertools.accumulate(tenant_weights))
+        cities = [i for i, c in enumerate(CITIES) if merchant_cities is None or c[0] in merchant_cities]
         self.merchants = []
         for i in range(merchants):
             tenant = self.tenants[bisect.bisect(tenant_cum, rng.random() * tenant_cum[-1])]
-            self.merchants.append(Merchant(f"m{i:05d}", tenant, rng.randrange(len(CITIES))))
+            self.merchants.append(Merchant(f"m{i:05d}", tenant, rng.choice(cities)))
         weights = zipf_weights(merchants, skew)
         rng.shuffle(weights)
         self._merchant_cum = list(itertools.accumulate(weights))
@@ -92,14 +100,35 @@ class World:
     def pick_user(self, rng: random.Random, tenant_id: str) -> User:
         return self.user(tenant_id, rng.randrange(self.users_per_tenant[tenant_id]))
 
+    def pick_regular(self, rng: random.Random, tenant_id: str, persona: str) -> User:
+        """A user of `persona` (PERSONAS), from a pool of its own that ordinary shopping sessions
+        never draw from: for scripts that say where a user is for hours (a traveller abroad, a
+        family at home) or how they spend, so that no other script of the same user contradicts
+        them (a random ordinary amount in the middle of a steady spender's history would be a
+        real anomaly that the labels call ordinary)."""
+        n = self.users_per_tenant[tenant_id]
+        return self.user(tenant_id, n * (1 + PERSONAS.index(persona)) + rng.randrange(n))
+
+    def household(self, user: User) -> tuple[list[User], str]:
+        """The members of `user`'s household (up to household_size users with consecutive
+        indices) and the device they share."""
+        index = int(user.user_id[1:])
+        first = index - index % self.household_size
+        members = [self.user(user.tenant_id, i) for i in range(first, first + self.household_size)]
+        d = hashlib.blake2b(f"{self.seed}/{user.tenant_id}/household/{first}".encode(), digest_size=6).digest()
+        return members, f"d{d.hex()}"
+
     def user(self, tenant_id: str, index: int) -> User:
         # Bytes of a keyed hash give every attribute: cheaper than seeding a Random per user.
         d = hashlib.blake2b(f"{self.seed}/{tenant_id}/{index}".encode(), digest_size=32).digest()
-        home = d[0] % len(CITIES)
+        # A household lives in one place: its members' home is drawn from the first member's hash.
+        first = index - index % self.household_size
+        home = (d if first == index else hashlib.blake2b(f"{self.seed}/{tenant_id}/{first}".encode(),
+                                                         digest_size=32).digest())[0] % len(CITIES)
         devices = (f"d{d[1:7].hex()}",) + ((f"d{d[7:13].hex()}",) if d[13] < 77 else ())
         cards = (f"c{d[14:20].hex()}",) + ((f"c{d[20:26].hex()}",) if d[26] < 64 else ())
         ip = f"{11 + d[27] % 212}.{d[28]}.{d[29]}.{1 + d[30] % 254}"
-        return User(tenant_id, f"u{index:07d}", home, devices, cards, ip)
+        return User(tenant_id, f"u{index:07d}", home, devices, cards, ip, 10.0 * 20.0 ** (d[31] / 255))
 
     def far_city(self, rng: random.Random, home: int, min_km: float = 3000) -> int:
         lat, lon = CITIES[home][2], CITIES[home][3]

@@ -14,7 +14,7 @@ import org.apache.flink.types.Row;
  *
  * <p>Each row gets, for the customer's last {@link #HISTORY} payments before it (the current
  * one excluded, so a payment is never compared with itself): how many there are, their median
- * and their spread, 1.4826 times the median absolute deviation (the standard deviation's robust
+ * their largest, and their spread, 1.4826 times the median absolute deviation (the standard deviation's robust
  * estimate: equal to it for normally distributed values). Why median/MAD rather than mean and
  * standard deviation: one earlier outlier moves a mean and inflates a deviation for the next 20
  * payments, and a customer whose amounts always varied widely has a wide spread, so a purchase
@@ -28,7 +28,7 @@ import org.apache.flink.types.Row;
         input = @DataTypeHint("DOUBLE"),
         accumulator = @DataTypeHint(value = "RAW", bridgedTo = AmountHistory.Payments.class,
                 rawSerializer = AccumulatorSerializers.PaymentsSerializer.class),
-        output = @DataTypeHint("ROW<history INT, median_log DOUBLE, spread_log DOUBLE>"))
+        output = @DataTypeHint("ROW<history INT, median_log DOUBLE, spread_log DOUBLE, max_log DOUBLE>"))
 public final class AmountHistory extends AggregateFunction<Row, AmountHistory.Payments> {
 
     /** Payments compared against (the previous 20, as the mean/deviation version had). */
@@ -86,14 +86,15 @@ public final class AmountHistory extends AggregateFunction<Row, AmountHistory.Pa
     public Row getValue(Payments acc) {
         double[] previous = acc.previous();
         if (previous.length == 0) {
-            return Row.of(0, null, null);
+            return Row.of(0, null, null, null);
         }
-        double median = median(previous);
+        double median = median(previous);   // sorts `previous`: its largest is last
+        double max = previous[previous.length - 1];
         double[] deviations = new double[previous.length];
         for (int i = 0; i < previous.length; i++) {
             deviations[i] = Math.abs(previous[i] - median);
         }
-        return Row.of(previous.length, median, MAD_TO_SIGMA * median(deviations));
+        return Row.of(previous.length, median, MAD_TO_SIGMA * median(deviations), max);
     }
 
     /** Median of `values` (sorted in place). */
