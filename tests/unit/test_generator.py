@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import statistics
 from collections import Counter, defaultdict
 
@@ -220,3 +221,14 @@ def test_diverse_mix_has_its_own_world_and_near_misses_that_are_not_fraud():
                 assert km / max((r.timestamp_ms - at) / 3_600_000, 1e-9) < 900
         last_seen[user] = (r.timestamp_ms, e["latitude"], e["longitude"])
     assert travels > 0
+
+
+def test_volatile_spenders_show_their_volatility_in_any_five_payments():
+    from vigil.generator.behaviours import volatile_spender
+    world = World(seed=3, tenants=3, merchants=50, users=1000)
+    for seed in range(200):
+        amounts = [float(f["amount"]) for _, f in volatile_spender(random.Random(seed), world)
+                   if f["event_type"] == "payment_attempt"]
+        history, final = amounts[:-1], amounts[-1]
+        assert all(max(w) / min(w) >= 2.5 for w in (history[i:i + 5] for i in range(len(history) - 4)))
+        assert final <= 1.5 * max(history) * 1.01   # within what they paid (1 % for rounding)
