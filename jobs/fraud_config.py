@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from udfs.fraud_models import MODEL_VERSIONS, ModelConfig
 from vigil import topics
 from vigil.flink_env import FlinkSettings
+from vigil.instants import parse_instant
 from vigil.kafka_broker import BrokerSettings
 from vigil.paths import state_dir
 from vigil.registry.service import registry_url
@@ -19,6 +20,7 @@ JOB_NAME = "vigil-fraud"
 FAST_JOB_NAME = "vigil-fraud-fast"   # --paths fast
 PATHS = ("both", "exact", "fast")
 FAST_STATE_TTL = "25 h"              # the fast job's state TTL (FraudConfig.state_ttl)
+SKIPPABLE_OUTPUTS = ("fraud_scores", "features_online")   # --skip-output: sinks nothing else depends on
 
 
 def default_model_dir() -> str:
@@ -52,6 +54,19 @@ class FraudConfig:
     group_id: str = "vigil-fraud"
     transactional_id_prefix: str = "vigil-fraud"
     bounded: bool = False                 # stop at the end offsets found at start (tests, quality bench)
+    # A recorded range (vigil backtest): events.clean and labels.chargebacks read from the first
+    # record the broker timestamped at or after start_time_ms (instead of the group's offsets) and
+    # up to the last one before stop_time_ms (a bounded run; the rules are read to their end).
+    # events.clean's timestamps are its append times (LogAppendTime), chargebacks' their label
+    # times: where events were appended long after their event time (a backfill), the labels of
+    # the range start earlier, at labels_start_time_ms (default start_time_ms).
+    start_time_ms: int | None = None
+    stop_time_ms: int | None = None
+    labels_start_time_ms: int | None = None
+    # Outputs not written (their topics then need not exist), e.g. by a backtest, which compares
+    # alerts and incidents only: without features_online the planner drops the card, device and
+    # merchant features, which nothing else reads. The patterns, models and alerts are unchanged.
+    skip_outputs: tuple[str, ...] = ()
     out_of_orderness_s: int = 5
     # Processing-time TTL (table.exec.state.ttl) of the windows' and joins' state; the users'
     # history and the entities' hours go by event time instead (process table functions, ADR 0007).
@@ -95,6 +110,15 @@ class FraudConfig:
         p.add_argument("--group-id", default=d.group_id)
         p.add_argument("--transactional-id-prefix", default=d.transactional_id_prefix)
         p.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
+        p.add_argument("--start-time", type=_instant, metavar="WHEN",
+                       help="read events and labels from the first record timestamped at or after WHEN "
+                            "(epoch ms or ISO 8601, UTC) instead of the consumer group's offsets")
+        p.add_argument("--stop-time", type=_instant, metavar="WHEN",
+                       help="stop before the first event or label timestamped at or after WHEN (a bounded run)")
+        p.add_argument("--labels-start-time", type=_instant, metavar="WHEN",
+                       help="read chargeback labels from the first labelled at or after WHEN (default: --start-time)")
+        p.add_argument("--skip-output", action="append", default=[], choices=SKIPPABLE_OUTPUTS,
+                       help="do not write this output (repeatable; vigil backtest skips both)")
         p.add_argument("--out-of-orderness", type=int, default=d.out_of_orderness_s, metavar="SECONDS")
         p.add_argument("--history-ttl", default=d.history_ttl, help="state TTL, e.g. '30 d'")
         p.add_argument("--label-horizon-s", type=int, default=d.label_horizon_s)
@@ -111,6 +135,9 @@ class FraudConfig:
         # 1-hour RANGE windows scan their state on every timer (9x slower; ADR 0005).
         p.set_defaults(state_backend="hashmap")
         a = p.parse_args(argv)
+        if a.start_time is not None and a.stop_time is not None and a.stop_time <= a.start_time:
+            p.error(f"--stop-time ({a.stop_time}) must be after --start-time ({a.start_time})")
+        bounded = a.bounded or a.stop_time is not None
         config = FraudConfig(
             bootstrap=a.bootstrap, schema_registry_url=a.schema_registry_url, clean_topic=a.clean_topic,
             rules_topic=a.rules_topic, alerts_topic=a.alerts_topic, incidents_topic=a.incidents_topic,
@@ -120,13 +147,15 @@ class FraudConfig:
             scorer=a.scorer,
             buffer_timeout_ms=a.buffer_timeout_ms, watermark_interval_ms=a.watermark_interval_ms,
             object_reuse=a.object_reuse, group_id=a.group_id,
-            transactional_id_prefix=a.transactional_id_prefix, bounded=a.bounded,
+            transactional_id_prefix=a.transactional_id_prefix, bounded=bounded,
+            start_time_ms=a.start_time, stop_time_ms=a.stop_time, labels_start_time_ms=a.labels_start_time,
+            skip_outputs=tuple(dict.fromkeys(a.skip_output)),
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
             labels_idle_timeout=a.labels_idle_timeout,
             models=ModelConfig(anomaly=a.anomaly_model, supervised=a.supervised_model, shadow=a.shadow_model,
                                alert_threshold=a.alert_threshold, snapshot_dir=a.model_snapshot_dir,
                                snapshot_every=a.snapshot_every),
-            flink=FlinkSettings.from_parsed(a, bounded=a.bounded))
+            flink=FlinkSettings.from_parsed(a, bounded=bounded))
         # The fast job beside the exact one, on the same flags: its own consumer group and
         # transaction ids (two producers with one transactional id fence each other).
         if config.paths == "fast":
@@ -153,6 +182,13 @@ class FraudConfig:
     @property
     def job_name(self) -> str:
         return FAST_JOB_NAME if self.paths == "fast" else JOB_NAME
+
+
+def _instant(text: str) -> int:
+    try:
+        return parse_instant(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def command(names: dict, *extra: str) -> list[str]:

@@ -31,6 +31,8 @@ Code   this file wires the job; its SQL is in sql/ (ddl/fraud_tables.sql, querie
        jobs/fraud_sql.py (what is built from Python values), its flags in jobs/fraud_config.py.
 Run    locally:  vigil run fraud_detection [--bounded]
        cluster:  vigil submit fraud_detection [flags]
+       a recorded range: --start-time/--stop-time (record time of events.clean; what
+       `vigil backtest` runs twice, with the rules in force and with candidate ones)
 """
 
 from __future__ import annotations
@@ -47,15 +49,20 @@ from jobs.fraud_sql import (DECISION_COLUMNS, DEFAULT_RULE_SHARDS, ENTITIES, FEA
                             entity_events_view_sql, fast_decisions_output_sql, fast_decisions_sql,
                             fast_path_errors_sql, features_online_sql, haversine_sql, hour_rows_of_users,
                             hour_rows_over, hour_rows_process, incidents_sql, jvm_decisions_sql, missing_columns_sql,
-                            pattern_views, scorer_errors_sql, usd_rate_sql)
+                            pattern_views, range_options_sql, scorer_errors_sql, usd_rate_sql)
 from udfs import fraud_features  # noqa: E402
 from vigil import fraud_rules, sql_files  # noqa: E402
 from vigil.flink_env import execute, plan_once, stream_table_environment, uid_settings  # noqa: E402
 
 
 def create_kafka_tables(t_env, config: FraudConfig) -> None:
-    # Bounded runs (tests, quality benchmark) stop both sources at the offsets found at start.
+    # Bounded runs (tests, quality benchmark) stop every source at the offsets found at start; a
+    # recorded range (--start-time/--stop-time, vigil backtest) bounds events and labels by record
+    # time and reads the rules to their end.
     bounded = Fragment("'scan.bounded.mode' = 'latest-offset'," if config.bounded else "")
+    events_range = range_options_sql(config.bounded, config.start_time_ms, config.stop_time_ms)
+    labels_start = config.start_time_ms if config.labels_start_time_ms is None else config.labels_start_time_ms
+    labels_range = range_options_sql(config.bounded, labels_start, config.stop_time_ms)
     for statement in sql_files.render(
             "ddl/fraud_tables.sql", bootstrap=config.bootstrap, clean_topic=config.clean_topic,
             rules_topic=config.rules_topic, alerts_topic=config.alerts_topic, scores_topic=config.scores_topic,
@@ -65,7 +72,8 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
             schema_registry_url=config.schema_registry_url, out_of_orderness_s=config.out_of_orderness_s,
             transactional_id_prefix=config.transactional_id_prefix,
             transaction_timeout_ms=config.transaction_timeout_ms,
-            bounded_option=bounded, labels_idle_timeout=config.labels_idle_timeout,
+            bounded_option=bounded, events_range_options=events_range, labels_range_options=labels_range,
+            labels_idle_timeout=config.labels_idle_timeout,
             rule_columns=Fragment(fraud_rules.sql_columns()), decision_columns=DECISION_COLUMNS,
             feature_columns=FEATURE_COLUMNS):
         t_env.execute_sql(statement)
@@ -190,7 +198,8 @@ def build_pipeline(t_env, config: FraudConfig) -> dict:
         outputs["fraud_decisions"] = t_env.sql_query(fast_decisions_output_sql())
         dead_letters.append(fast_path_errors_sql(config.job_name))
     outputs["fraud_dlq"] = t_env.sql_query("\nUNION ALL\n".join(dead_letters))
-    return outputs
+    # --skip-output: a sink not inserted takes the operators only it reads out of the plan
+    return {sink: table for sink, table in outputs.items() if sink not in config.skip_outputs}
 
 
 def create_decisions_view(t_env, config: FraudConfig) -> None:

@@ -4,6 +4,8 @@
                                           schema registry on 127.0.0.1:8085
   vigil schema list|register|check|config the schema registry (see vigil/schema_cli.py)
   vigil rules defaults|set|show           fraud rules per tenant (see vigil/rules_cli.py)
+  vigil backtest --candidate-rules FILE   replay a recorded range with candidate rules or models
+                                          beside the current ones, compare (see vigil/backtest.py)
   vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081
   vigil generate [--rate --events|--duration --seed --bad-fraction --v2-fraction ...]
   vigil run ingest [job flags]            run a job locally (MiniCluster, this process)
@@ -20,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import flink_cluster, kafka_broker, rules_cli, schema_cli, topics
+from vigil import backtest, flink_cluster, kafka_broker, rules_cli, schema_cli, topics
+from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
 
@@ -67,7 +70,8 @@ def cmd_generate(args) -> int:
     start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
     settings = StreamSettings(seed=seed, start_ms=start_ms, rate=args.rate,
                               fraud_fraction=args.fraud_fraction, bad_fraction=args.bad_fraction,
-                              tenants=args.tenants, merchants=args.merchants, v2_fraction=args.v2_fraction)
+                              mix=args.mix, tenants=args.tenants, merchants=args.merchants,
+                              v2_fraction=args.v2_fraction)
     if args.events is None and args.duration is None:
         args.events = 10_000
     labels = Path(args.labels_file) if args.labels_file else state_dir() / f"labels-{seed}.jsonl"
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     schema_cli.add_parser(sub, registry_service.registry_url())
     rules_cli.add_parser(sub, _bootstrap())
+    backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
@@ -146,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--v2-fraction", type=float, default=0.0,
                    help="share of events written with event schema v2 (registered first)")
     p.add_argument("--schema-registry-url", default=registry_service.registry_url())
-    p.add_argument("--tenants", type=int, default=50)
-    p.add_argument("--merchants", type=int, default=10_000)
+    p.add_argument("--mix", choices=sorted(MIXES), default="standard",
+                   help="traffic mix: world size, currencies, near-miss behaviours (vigil/generator/mixes.py)")
+    p.add_argument("--tenants", type=int, help="default: the mix's (standard: 50)")
+    p.add_argument("--merchants", type=int, help="default: the mix's (standard: 10,000)")
     p.add_argument("--labels-file", help="ground-truth JSON lines (default: .vigil/labels-<seed>.jsonl)")
     p.add_argument("--manifest", help="write every record's partition/offset/expected verdict here")
     p.add_argument("--chargebacks-topic", default=topics.CHARGEBACKS,

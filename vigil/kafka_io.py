@@ -102,3 +102,43 @@ def _reached(consumer, topic: str, start: Offsets, ends: Offsets) -> bool:
         if position < ends[tp.partition]:
             return False
     return True
+
+
+def offsets_at(bootstrap: str, topic: str, timestamp_ms: int) -> Offsets:
+    """Per partition, the first offset whose record timestamp is at or after `timestamp_ms`, or
+    the end offset when there is none (Kafka's offsetsForTimes; what Flink's Kafka source does
+    with 'scan.startup.mode' / 'scan.bounded.mode' = 'timestamp')."""
+    from confluent_kafka import TopicPartition
+    ends = end_offsets(bootstrap, topic)
+    consumer = _consumer(bootstrap)
+    try:
+        found = consumer.offsets_for_times([TopicPartition(topic, p, int(timestamp_ms)) for p in ends], timeout=30)
+        return {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in found}
+    finally:
+        consumer.close()
+
+
+def read_range(bootstrap: str, topic: str, start: Offsets, stop: Offsets, batch: int = 5000,
+               idle_timeout_s: float = 30.0) -> Iterator:
+    """Committed messages of each partition from `start` up to (not including) `stop`, in batches
+    (a fast path for ranges of millions of records); stops early after `idle_timeout_s` without
+    news."""
+    from confluent_kafka import TopicPartition
+    wanted = {p: o for p, o in stop.items() if start.get(p, 0) < o}
+    if not wanted:
+        return
+    consumer = _consumer(bootstrap)
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+        last_news = time.monotonic()
+        while True:
+            messages = consumer.consume(num_messages=batch, timeout=0.5)
+            for message in messages:
+                if message.error() is None and message.offset() < wanted[message.partition()]:
+                    yield message
+            if messages:
+                last_news = time.monotonic()
+            if _reached(consumer, topic, start, wanted) or time.monotonic() - last_news > idle_timeout_s:
+                return
+    finally:
+        consumer.close()

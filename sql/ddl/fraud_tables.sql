@@ -10,6 +10,10 @@
 --   epoch, which never moves a watermark, and is refused in fraud_inputs.sql. ${out_of_orderness_s} s
 --   of bounded out-of-orderness per partition. No idleness: a silent partition holds the watermark back
 --   rather than letting its late events be dropped by the patterns (ADR 0004).
+--   Where reading starts and stops (events_range_options; labels_range_options on
+--   chargeback_labels_source): from the group's offsets, unbounded, in production; --bounded stops at
+--   the end offsets found at start; --start-time/--stop-time read a recorded range by record
+--   timestamp (vigil backtest), the labels from --labels-start-time if given.
 CREATE TABLE clean_events_source (
   record_key BYTES,
   event_id STRING,
@@ -53,8 +57,7 @@ CREATE TABLE clean_events_source (
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
-  ${bounded_option}
+  ${events_range_options}
   'key.format' = 'raw',
   'key.fields' = 'record_key',
   'value.format' = 'dlq-avro-confluent',
@@ -126,8 +129,7 @@ CREATE TABLE chargeback_labels_source (
   'properties.group.id' = '${group_id}',
   'properties.isolation.level' = 'read_committed',
   'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
-  ${bounded_option}
+  ${labels_range_options}
   'scan.watermark.idle-timeout' = '${labels_idle_timeout}',
   'key.format' = 'raw',
   'key.fields' = 'record_key',
