@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py requirements.lock | sha1sum | c
 help:
 	@echo "make demo    set everything up, run the ingest job on a minute of traffic, show results"
 	@echo "make test    unit, integration (real Kafka + Flink) and failure tests"
-	@echo "make drills  longer failure drills (TaskManager kills under the fraud job, Python start cancels)"
+	@echo "make drills  longer failure drills (TaskManager kills under the fraud job, Python start cancels) and long end-to-end runs (vigil backtest)"
 	@echo "make setup | up | down | status | cluster-up | cluster-down | bench"
 
 $(STAMP): setup.py requirements.lock
@@ -51,11 +51,11 @@ demo: setup
 
 test: setup
 	@echo "==> tests: unit + doctests (no JVM), integration (real Kafka, Flink MiniCluster), e2e (local cluster, failures)"
-	@$(PY) -m pytest tests vigil udfs -m "not drill" --durations=25
+	@$(PY) -m pytest tests vigil udfs -m "not drill and not long" --durations=25
 
 drills: setup
-	@echo "==> failure drills: repeated TaskManager kills under live traffic, cancels during Python start-up"
-	@$(PY) -m pytest tests -m drill -s
+	@echo "==> failure drills: repeated TaskManager kills under live traffic, cancels during Python start-up; long end-to-end runs (vigil backtest)"
+	@$(PY) -m pytest tests -m "drill or long" -s
 
 test-unit: setup
 	@$(PY) -m pytest tests/unit vigil udfs

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.fraud_checks import ev, fraud_topics, write_clean, write_labels
 from vigil import fraud_rules
 from vigil.paths import PROJECT_ROOT
@@ -26,6 +28,8 @@ def card_testing(card: str, at_ms: int) -> list[dict]:
     return small + [ev("payment_attempt", at_ms + 130_000, user=f"u-{card}-big", card=card, amount="900.00")]
 
 
+# Two fraud job runs (2-3 minutes on 2 cores): in `make drills`, beside the other long runs.
+@pytest.mark.long
 def test_a_stricter_card_testing_rule_removes_exactly_that_alert(kafka, schema_registry, tmp_path):
     names = fraud_topics(kafka)   # stands for production's events.clean, fraud.rules, labels.chargebacks
     t0 = int(time.time() * 1000) - 6 * 3600_000
