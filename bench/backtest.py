@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fraud_setup import prepare, start_services  # noqa: E402
-from vigil.paths import PROJECT_ROOT  # noqa: E402
+from vigil.paths import PROJECT_ROOT, state_dir  # noqa: E402
 
 DEFAULT_RULES = {"*": {"card_testing_min_small": 6, "velocity_1m": 8}}
 
@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--candidate-rules", default=json.dumps(DEFAULT_RULES), help="JSON, as in the rules file")
     parser.add_argument("--at-once", action="store_true", help="pass --at-once to vigil backtest")
     parser.add_argument("--prepared", help="a JSON file an earlier invocation wrote: reuse its events")
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "bench" / "backtest"))
+    parser.add_argument("--out", default=str(state_dir() / "bench-backtest"),
+                        help="the backtest's report, chart and logs (default .vigil/bench-backtest, git-ignored)")
     args = parser.parse_args()
 
     if args.prepared:
