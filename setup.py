@@ -15,9 +15,14 @@ setup(
         "avro==1.12.2",              # schema compatibility checks (Apache Avro's own checker)
         "confluent-kafka==2.16.1",
         "fastavro==1.13.1",
+        # analytics serving (vigil/serving, vigil/api): PostgreSQL driver and pool, the HTTP API
+        "fastapi==0.165.0",
+        "psycopg[binary]==3.3.9",
+        "psycopg-pool==3.3.3",
         # 0.23.0, not the newest: later rivers need numpy >= 2.2.5, apache-flink 2.2.1 caps numpy
         # below 2.2 (through apache-beam); ADR 0005 has the measured cost of that choice
         "river==0.23.0",
+        "uvicorn==0.55.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
                              "hypothesis==6.170.15",     # property-based fuzzing of every input path

@@ -1,7 +1,10 @@
 """`vigil`: the command line for the local platform, the generator and the jobs.
 
   vigil infra up|down|status [--wipe]     Kafka broker (KRaft) on 127.0.0.1:9092, topics,
-                                          schema registry on 127.0.0.1:8085
+                                          schema registry on 127.0.0.1:8085, PostgreSQL
+                                          (analytics serving) on 127.0.0.1:5433
+  vigil serving keys|retention|migrate|psql  the analytics database (see vigil/serving/cli.py)
+  vigil api [--background|--stop|--status]   the analytics HTTP API on 127.0.0.1:8090
   vigil schema list|register|check|config the schema registry (see vigil/schema_cli.py)
   vigil rules defaults|set|show           fraud rules per tenant (see vigil/rules_cli.py)
   vigil backtest --candidate-rules FILE   replay a recorded range with candidate rules or models
@@ -26,6 +29,8 @@ from vigil import backtest, flink_cluster, kafka_broker, rules_cli, schema_cli, 
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
+from vigil.serving import cli as serving_cli
+from vigil.serving import postgres
 
 JOBS = {"ingest": "jobs/ingest.py", "fraud_detection": "jobs/fraud_detection.py"}
 
@@ -39,15 +44,20 @@ def cmd_infra(args) -> int:
         kafka_broker.start()
         topics.ensure_topics(_bootstrap())
         registry_service.start(_bootstrap())
+        postgres.ensure_running()
     elif args.action == "down":
+        postgres.stop()
         registry_service.stop()
         kafka_broker.stop()
         if args.wipe:
             kafka_broker.wipe()
             print("kafka: data wiped (schemas included: they live in the _schemas topic)")
+            postgres.wipe()
+            print("postgres: data and passwords wiped (API keys included)")
     else:
         print(kafka_broker.status())
         print(registry_service.status())
+        print(postgres.status())
     return 0
 
 
@@ -124,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vigil", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("infra", help="local Kafka broker, topics and schema registry")
+    p = sub.add_parser("infra", help="local Kafka broker, topics, schema registry and PostgreSQL")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--wipe", action="store_true", help="with down: delete the broker's data")
+    p.add_argument("--wipe", action="store_true", help="with down: delete the broker's and PostgreSQL's data")
     p.set_defaults(func=cmd_infra)
 
     p = sub.add_parser("cluster", help="local Flink standalone session cluster")
@@ -137,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     schema_cli.add_parser(sub, registry_service.registry_url())
     rules_cli.add_parser(sub, _bootstrap())
     backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
+    serving_cli.add_parsers(sub)
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
