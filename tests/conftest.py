@@ -1,8 +1,9 @@
 """Shared fixtures: a real Kafka broker and the schema registry for the session, fresh topics
-per test.
+per test; PostgreSQL (analytics serving) with a fresh database for the session.
 
-Both are started by the project itself (vigil.kafka_broker, vigil.registry.service) and stopped
-at the end only if this session started them. Unit tests need neither.
+All are started by the project itself (vigil.kafka_broker, vigil.registry.service,
+vigil.serving.postgres) and stopped at the end only if this session started them. Unit tests
+need none.
 """
 
 from __future__ import annotations
@@ -40,3 +41,28 @@ def schema_registry(kafka) -> str:
 def ingest_topics(kafka, schema_registry):
     """Fresh raw/clean/dlq topics for one test: tests never share data."""
     return topics.create_ingest_topics(kafka, f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The PostgreSQL `vigil infra up` starts (vigil.serving.postgres); its settings. Stopped at
+    the end only if this session started it."""
+    from vigil.serving import postgres
+
+    settings = postgres.PgSettings()
+    was_running = postgres.is_running(settings)
+    postgres.ensure_running(settings, log=lambda *_: None)
+    yield settings
+    if not was_running:
+        postgres.stop(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server) -> str:
+    """A fresh serving database for this session (migrated, partitions made, dropped at the end):
+    tests never write into the `vigil` database. Its name; connect with
+    vigil.serving.postgres.dsn(role, name)."""
+    from vigil.serving import provision
+
+    with provision.scratch_database("vigil_test", postgres_server) as name:
+        yield name
