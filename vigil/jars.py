@@ -1,8 +1,10 @@
 """Jars from Maven Central, resolved once with `mvn` into the cache folder.
 
-Two sets, each described by a pom under infra/maven/:
+Sets, each described by a pom under infra/maven/:
 - `kafka-broker`: the Kafka broker and its runtime dependencies (a classpath folder);
-- `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars).
+- `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars);
+- `flink-jdbc`: the JDBC connector for PostgreSQL and its driver (analytics jobs, SQL sessions);
+- `flink-sql-gateway`: the SQL Gateway jar the wheel lacks (SQL client and gateway).
 A marker file holding the pom's hash makes resolution idempotent and re-runs it when a pom changes.
 
 Plus Vigil's own jars, built from java/ with the JDK's javac against the Flink jars of the
@@ -26,6 +28,10 @@ JAR_SETS = {
     # name: (pom file, copy transitive dependencies?)
     "kafka-broker": ("kafka-broker.pom.xml", True),
     "flink-connectors": ("flink-connectors.pom.xml", False),
+    # the JDBC connector (PostgreSQL) and driver: analytics jobs, SQL client and gateway sessions
+    "flink-jdbc": ("flink-jdbc.pom.xml", False),
+    # the SQL Gateway jar, which the SQL client and bin/sql-gateway.sh need (vigil.sql_cli)
+    "flink-sql-gateway": ("flink-sql-gateway.pom.xml", False),
 }
 
 
@@ -99,3 +105,8 @@ def vigil_jar(module: str, log=print) -> Path:
 def flink_connector_jars() -> list[Path]:
     connectors = sorted(ensure("flink-connectors").glob("*.jar"))
     return connectors + [vigil_jar("vigil-formats")]
+
+
+def jdbc_jars() -> list[Path]:
+    """The JDBC connector (core + PostgreSQL dialect) and the PostgreSQL driver."""
+    return sorted(ensure("flink-jdbc").glob("*.jar"))
