@@ -40,13 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fraud_setup import prepare, run  # noqa: E402
 from jobs import fraud_config  # noqa: E402
+from vigil.backtest_report import TARGET, latest_incidents, percentile  # noqa: E402
 from vigil.generator.mixes import MIXES  # noqa: E402
 from vigil.registry.catalog import read_values  # noqa: E402
 
-# Which scenario each pattern is meant to catch (cross_tenant_card has none in the generator).
-TARGET = {"card_testing": "card_testing", "account_takeover": "account_takeover",
-          "impossible_travel": "impossible_travel", "velocity": "velocity_burst",
-          "shared_device": "shared_device", "refund_abuse": "refund_abuse", "amount_anomaly": "amount_anomaly"}
 # The longest scenario script (refund abuse: purchases, refunds, chargeback) spans < 1 h.
 CUTOFF_MS = 3600_000
 MODEL_SCORES = ("anomaly_score", "supervised_score", "score")
@@ -176,11 +173,6 @@ def model_table(scores: list[dict], fraud_ids: set) -> None:
         print(f"{column:<18} " + " ".join(f"{c:>17}" for c in cells))
 
 
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -198,9 +190,7 @@ def main() -> None:
                                        "--model-snapshot-dir", snapshots), "fraud job")
     alerts = read_values(prep.bootstrap, prep.registry, prep.names["alerts"])
     scores = read_values(prep.bootstrap, prep.registry, prep.names["scores"])
-    incidents = {}  # an upsert topic: the last version of each incident is its state
-    for version in read_values(prep.bootstrap, prep.registry, prep.names["incidents"]):
-        incidents[version["incident_id"]] = version
+    incidents = latest_incidents(read_values(prep.bootstrap, prep.registry, prep.names["incidents"]))
 
     labels = [json.loads(line) for line in prep.labels_file.read_text().splitlines()]
     scenario_of = {label["event_id"]: (label["scenario"], label["instance"]) for label in labels}

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -47,11 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil import backtest_report, fraud_rules, kafka_io, topics
-from vigil.instants import iso, parse_duration, parse_instant
+from vigil.instants import is_duration, iso, parse_duration, parse_instant
 from vigil.paths import PROJECT_ROOT, state_dir
 
-# "6h", "90 min": a duration (--from counts back from --to); anything else is an instant.
-_DURATION = re.compile(r"\s*\d+(?:\.\d+)?\s*(?:ms|s|min|m|h|d)\s*")
 # The topics each run gets fresh (its inputs are read in place; it writes no scores, features or
 # low-latency decisions: job_command).
 OUTPUT_ROLES = (("rules", topics.RULES), ("alerts", topics.ALERTS), ("incidents", topics.INCIDENTS),
@@ -134,7 +131,7 @@ def plan_of(args, now_ms: int | None = None) -> Plan:
         stop = parse_instant(args.stop) if args.stop else now_ms
         start = None
         if args.start:
-            start = stop - parse_duration(args.start) if _DURATION.fullmatch(args.start) else parse_instant(args.start)
+            start = stop - parse_duration(args.start) if is_duration(args.start) else parse_instant(args.start)
         warmup, horizon = parse_duration(args.warmup), parse_duration(args.chargeback_horizon)
     except ValueError as error:
         raise BadArguments(str(error)) from None
@@ -614,5 +611,5 @@ def backtest(args) -> int:
         backtest_report.chart(report, out / "chart.png", title=f"backtest {run_id}: {plan.describe()}")
         log(f"report, chart and logs in {out}")
     except ImportError:
-        log(f"no chart (matplotlib is missing: pip install -r requirements-bench.lock); report and logs in {out}")
+        log(f"no chart (matplotlib is missing: make setup installs it); report and logs in {out}")
     return 0

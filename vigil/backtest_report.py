@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 # The scenario (vigil/generator) each pattern is meant to catch; patterns not named here are
-# scored against any scenario. (bench/fraud_quality.py keeps its own copy of the first six.)
+# scored against any scenario (bench/fraud_quality.py uses it too).
 TARGET = {"card_testing": "card_testing", "account_takeover": "account_takeover",
           "impossible_travel": "impossible_travel", "velocity": "velocity_burst",
           "shared_device": "shared_device", "refund_abuse": "refund_abuse",
@@ -372,7 +372,7 @@ def table(report: dict) -> str:
 
 def chart(report: dict, path, title: str = "") -> None:
     """Per pattern bars, current beside candidate: hits, incidents, and precision and recall where
-    truth was given (PNG; needs matplotlib: pip install -r requirements-bench.lock)."""
+    truth was given (PNG; matplotlib, in requirements.lock)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

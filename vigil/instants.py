@@ -39,6 +39,17 @@ def parse_instant(text: str) -> int:
     return round(parsed.timestamp() * 1000)
 
 
+def is_duration(text: str) -> bool:
+    """Whether `text` is a duration with its unit ("6h"), as opposed to an instant: a bare
+    number is an instant (epoch milliseconds) where either may be given.
+
+    >>> is_duration("6h"), is_duration("1796292000000")
+    (True, False)
+    """
+    match = _DURATION.fullmatch(str(text))
+    return bool(match and match.group(2))
+
+
 def parse_duration(text: str) -> int:
     """Milliseconds of "250ms", "90s", "15m", "6h", "2d" (a bare number is seconds)."""
     match = _DURATION.fullmatch(str(text))

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fraud_checks import ev, fraud_topics, run_bounded_fraud_job, set_rules, write_clean
 from vigil import fraud_rules
+from vigil.backtest_report import latest_incidents
 from vigil.registry.catalog import read_values
 
 MIN = 60_000
@@ -132,9 +133,7 @@ def outcome(kafka, schema_registry):
     for hit in hits:
         by_pattern[hit["pattern"]].add(hit["entity_id"])
     # fraud.incidents is an upsert topic: the last version of each incident is its state.
-    incidents = {}
-    for version in read_values(kafka, schema_registry, names["incidents"]):
-        incidents[version["incident_id"]] = version
+    incidents = latest_incidents(read_values(kafka, schema_registry, names["incidents"]))
     return {"alerts": alerts, "hits": hits, "by_pattern": by_pattern, "names": names,
             "incidents": list(incidents.values())}
 
