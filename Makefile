@@ -67,7 +67,6 @@ test-e2e: setup
 	@$(PY) -m pytest tests/e2e -m "not drill"
 
 bench: setup
-	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.lock
 	@$(PY) bench/generator.py
 	@$(PY) bench/schema_decode.py
 	@$(PY) bench/ingest.py
