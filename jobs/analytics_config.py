@@ -109,7 +109,8 @@ class AnalyticsConfig:
             bootstrap=self.bootstrap, schema_registry_url=self.schema_registry_url, jdbc_url=url, jdbc_user=user,
             jdbc_password=password, clean_topic=self.clean_topic, dlq_topic=self.dlq_topic,
             alerts_topic=self.alerts_topic, incidents_topic=self.incidents_topic, features_topic=self.features_topic,
-            group_id=self.group_id, out_of_orderness_s=self.out_of_orderness_s, bounded=self.bounded,
+            group_id=self.group_id, startup_mode="group-offsets", out_of_orderness_s=self.out_of_orderness_s,
+            bounded=self.bounded,
             flush_interval=self.flush_interval, flush_rows=self.flush_rows)
 
     def grains(self) -> dict[str, tuple[int, int]]:

@@ -9,9 +9,12 @@
   vigil rules defaults|set|show           fraud rules per tenant (see vigil/rules_cli.py)
   vigil backtest --candidate-rules FILE   replay a recorded range with candidate rules or models
                                           beside the current ones, compare (see vigil/backtest.py)
-  vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081
+  vigil cluster up|down|status            Flink standalone session cluster, REST 127.0.0.1:8081,
+                                          and its SQL Gateway, REST 127.0.0.1:8083
+  vigil sql [-f FILE.sql]                 Flink's SQL client with Vigil's catalog (see vigil/sql_cli.py)
   vigil generate [--rate --events|--duration --seed --bad-fraction --v2-fraction ...]
-  vigil run ingest [job flags]            run a job locally (MiniCluster, this process)
+  vigil run ingest [job flags]            run a job locally (MiniCluster, this process);
+                                          jobs: ingest, fraud_detection, analytics
   vigil submit ingest [job flags]         submit a job to the local cluster (flink run -py)
   vigil demo [--duration --rate]          the README's first command, end to end
 """
@@ -25,14 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import backtest, flink_cluster, kafka_broker, rules_cli, schema_cli, topics
+from vigil import backtest, flink_cluster, kafka_broker, rules_cli, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
 from vigil.serving import cli as serving_cli
 from vigil.serving import postgres
 
-JOBS = {"ingest": "jobs/ingest.py", "fraud_detection": "jobs/fraud_detection.py"}
+JOBS = {"ingest": "jobs/ingest.py", "fraud_detection": "jobs/fraud_detection.py", "analytics": "jobs/analytics.py"}
 
 
 def _bootstrap() -> str:
@@ -62,12 +65,17 @@ def cmd_infra(args) -> int:
 
 
 def cmd_cluster(args) -> int:
+    from vigil import sql_gateway  # the SQL Gateway lives and dies with the cluster (BI tools, notebooks)
+
     if args.action == "up":
         flink_cluster.start(taskmanagers=args.taskmanagers)
+        sql_gateway.start()
     elif args.action == "down":
+        sql_gateway.stop()
         flink_cluster.stop()
     else:
         print(flink_cluster.status())
+        print(sql_gateway.status())
     return 0
 
 
@@ -148,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     rules_cli.add_parser(sub, _bootstrap())
     backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
     serving_cli.add_parsers(sub)
+    sql_cli.add_parser(sub)
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())

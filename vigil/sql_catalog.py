@@ -40,8 +40,11 @@ class CatalogSettings:
     scores_topic: str = topics.SCORES
     incidents_topic: str = topics.INCIDENTS
     features_topic: str = topics.FEATURES
-    # An ad hoc query commits no offsets (no checkpoints): it reads from the earliest record.
     group_id: str = "vigil-sql"
+    # Where reading starts: an analyst's query reads a topic from its start (a job restored from a
+    # savepoint resumes from its offsets in it); the analytics job starts at its consumer group's
+    # committed offsets ('group-offsets', else the earliest), as the other jobs do.
+    startup_mode: str = "earliest-offset"
     out_of_orderness_s: int = 5
     # Kafka sources stop at the end offsets found at start (tests, replays).
     bounded: bool = False
@@ -87,14 +90,14 @@ def statements(settings: CatalogSettings, serving: bool = True) -> list[str]:
 
 
 def stream_values(settings: CatalogSettings) -> dict:
-    range_options = "'scan.startup.mode' = 'group-offsets',"
+    range_options = f"'scan.startup.mode' = '{settings.startup_mode}',"
     if settings.bounded:
         range_options += " 'scan.bounded.mode' = 'latest-offset',"
     return dict(
         bootstrap=settings.bootstrap, schema_registry_url=settings.schema_registry_url,
         clean_topic=settings.clean_topic, dlq_topic=settings.dlq_topic, alerts_topic=settings.alerts_topic,
         scores_topic=settings.scores_topic, incidents_topic=settings.incidents_topic,
-        features_topic=settings.features_topic, group_id=settings.group_id,
+        features_topic=settings.features_topic, group_id=settings.group_id, startup_mode=settings.startup_mode,
         out_of_orderness_s=settings.out_of_orderness_s, range_options=Fragment(range_options),
         usd_per_unit=usd_per_unit_sql(), **column_lists(settings.out_of_orderness_s))
 

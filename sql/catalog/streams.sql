@@ -9,9 +9,9 @@
 -- Flink's ignore-parse-errors, a record dropped silently). Filter `decode_error IS NULL` for the
 -- good rows; the `events` view does.
 --
--- Every source reads committed data only (read_committed: the jobs write with transactions) and
--- starts at the consumer group's committed offsets, else at the earliest record: an ad hoc query
--- (no checkpoints, so no committed offsets) reads a topic from its start. Change it per query:
+-- Every source reads committed data only (read_committed: the jobs write with transactions) and,
+-- in an analyst's session, from the start of the topic (the analytics job starts from its consumer
+-- group's offsets instead: ${startup_mode} here). Change it per query with a hint:
 --   SELECT * FROM events_clean /*+ OPTIONS('scan.startup.mode' = 'latest-offset') */;
 
 -- events_clean: events.clean as the ingest job writes it (avro-confluent, schema in the registry).
