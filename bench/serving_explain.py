@@ -26,6 +26,7 @@ largest and a median tenant.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -178,6 +179,15 @@ def fraud(conn, end: datetime, days: int, incidents: int, alerts: int, entities:
         ON CONFLICT DO NOTHING""", {"end": end, "entities": entities})
 
 
+def current_end(end: datetime, step: str) -> datetime:
+    """The end of the window that holds `end` - 1 minute (the newest generated minute)."""
+    if step == "1 hour":
+        return end.replace(minute=0) + timedelta(hours=1) if end.minute else end
+    if step == "1 day":
+        return end.replace(hour=0, minute=0) + timedelta(days=1) if (end.hour, end.minute) != (0, 0) else end
+    return end
+
+
 def generate(dsn: str, args, end: datetime) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
@@ -187,14 +197,17 @@ def generate(dsn: str, args, end: datetime) -> None:
         for table, step, periods, per_period in (("sales_minute", "1 minute", args.minute_days * 1440, 1),
                                                  ("sales_hour", "1 hour", args.hour_days * 24, 60),
                                                  ("sales_day", "1 day", args.day_days, 1440)):
-            rows = sales(conn, table, step, periods, end, per_period)
+            # Windows aligned as Flink's are (an hour window starts on the hour, a day at 00:00
+            # UTC), the current hour and day included, as the cumulating jobs serve them.
+            aligned = current_end(end, step)
+            rows = sales(conn, table, step, periods, aligned, per_period)
             log(f"{table}: {rows:,} rows ({time.monotonic() - started:.0f} s)")
         for table, step, periods, share in (("quality_minute", "1 minute", args.minute_days * 1440, 0.004),
                                             ("quality_hour", "1 hour", args.hour_days * 24, 0.004),
                                             ("quality_day", "1 day", args.day_days, 0.004)):
             log(f"{table}: {quality(conn, table, step, periods, end, share):,} rows")
-        log(f"products_hour: {products(conn, 'products_hour', '1 hour', args.hour_days * 24, end, 100):,} rows")
-        log(f"products_day: {products(conn, 'products_day', '1 day', min(args.day_days, 90), end, 300):,} rows")
+        log(f"products_hour: {products(conn, 'products_hour', '1 hour', args.hour_days * 24, current_end(end, '1 hour'), 100):,} rows")
+        log(f"products_day: {products(conn, 'products_day', '1 day', min(args.day_days, 90), current_end(end, '1 day'), 300):,} rows")
         fraud(conn, end, args.hour_days, incidents=200_000, alerts=1_000_000, entities=500_000)
         log("fraud_incidents 200,000, fraud_alerts 1,000,000, entity_features <= 500,000 rows")
         events = conn.execute("SELECT sum(events) FROM analytics.sales_minute WHERE merchant_id <> '*'").fetchone()[0]
@@ -228,6 +241,11 @@ def examples(end: datetime, tenant_merchant: str, entity: tuple[str, str]) -> li
         ("recent_alerts", None, None, {"pattern": None, "start": month, "end": end, "limit": 50}),
         ("entity_features", None, None, {"entity_type": entity[0], "entity_id": entity[1]}),
     ]
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} h" if hours < 48 else f"{hours / 24:g} d"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -301,7 +319,8 @@ def main() -> int:
                               " LIMIT 1", [biggest]).fetchone()
         sizes = conn.execute("""
             SELECT c.relname, c.reltuples::bigint,
-                   pg_size_pretty((SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t))
+                   pg_size_pretty(coalesce((SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t),
+                                         pg_total_relation_size(c.oid)))
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = 'analytics' AND c.relkind IN ('p', 'r') AND c.relispartition = false
              ORDER BY 1""").fetchall()
@@ -314,6 +333,7 @@ def main() -> int:
     key_median = keys.create(admin, median, "bench")[1]
     api_dsn = postgres.dsn(credentials.API, args.database)
 
+    load_before = os.getloadavg()
     out: list[str] = []
     out.append(f"Data (generated up to {end:%Y-%m-%d %H:%M} UTC; minute rows represent {events:,} events):\n")
     out.append("| table | rows | size with indexes |\n| --- | ---: | ---: |")
@@ -328,7 +348,7 @@ def main() -> int:
         sql = queries.render(name, grain, metric)
         timings, rows = measure(api_dsn, key_big, sql, params, args.runs)
         timings_median, _ = measure(api_dsn, key_median, sql, params, args.runs)
-        span = params.get("end", end) - params["start"] if "start" in params else None
+        span = _span(params["end"] - params["start"]) if "start" in params else None
         label = f"{name}" + (" (one merchant)" if params.get("merchant_id") not in (None, "*") else "")
         out.append(f"| {label} | {grain or params.get('grain', '-')} | {span or '-'} | {rows} | "
                    f"{percentile(timings, 0.5):.2f} | {percentile(timings, 0.95):.2f} | {percentile(timings, 0.99):.2f} | "
@@ -337,6 +357,9 @@ def main() -> int:
         plans.append(f"#### {label}, {grain or params.get('grain', '')}\n\n```sql\n{queries.as_text(name, grain, metric)}\n"
                      f"-- {shown}\n```\n```\n{explain(api_dsn, key_big, sql, params)}\n```\n")
         log(f"{label} {grain}: p50 {statistics.median(timings):.2f} ms")
+    load_after = os.getloadavg()
+    out.append(f"\nLoad average (1, 5, 15 min) before the runs {', '.join(f'{x:.1f}' for x in load_before)},"
+               f" after {', '.join(f'{x:.1f}' for x in load_after)} ({os.cpu_count()} cores).")
     report = "\n".join(out) + "\n\nPlans for the largest tenant (EXPLAIN (ANALYZE, BUFFERS), as vigil_api):\n\n" + "\n".join(plans)
     print(report)
     if args.markdown:

@@ -350,3 +350,14 @@ def test_bind_parameters_keep_injections_inert_even_without_validation(postgres,
                 found = conn.execute(queries.render("entity_features"), {
                     "entity_type": value.replace("\x00", ""), "entity_id": B_ENTITY}).fetchall()
                 assert found == []
+
+
+def test_connections_killed_under_the_pool_cost_no_failed_request(http, url, data, postgres):
+    """As after a PostgreSQL restart: every pooled connection is dead; the next request still answers."""
+    for _ in range(3):
+        assert get(http, url, "/v1/whoami", data["a"]).status_code == 200
+    with psycopg.connect(pg.dsn(credentials.ADMIN, postgres), autocommit=True) as admin:
+        killed = admin.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE usename = 'vigil_api' AND datname = %s", [postgres]).fetchone()[0]
+    assert killed >= 1
+    assert [get(http, url, "/v1/whoami", data["a"]).status_code for _ in range(3)] == [200, 200, 200]

@@ -177,7 +177,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         c.done()
         result = await run(key, "revenue", {"merchant_id": merchant, "start": start, "end": end, "limit": n}, grain)
         totals = _window_totals(result.rows, ("orders", "gmv_usd"))
-        totals["avg_basket_usd"] = _ratio(totals["gmv_usd"], totals["orders"])
+        basket = _ratio(totals["gmv_usd"], totals["orders"])
+        totals["avg_basket_usd"] = round(basket, 4) if basket is not None else None
         return JSONResponse(series_answer(result, grain, start, end, n, {"merchant_id": merchant, "totals": totals}))
 
     @app.get("/v1/revenue/top-merchants", summary="The tenant's merchants ranked by GMV over a range")

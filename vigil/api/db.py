@@ -48,22 +48,35 @@ class Database:
 
     async def run(self, api_key: str, query, params: dict) -> Result:
         """`query` (psycopg.sql.Composed from vigil.api.queries) for the tenant of `api_key`."""
-        try:
-            async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    try:
-                        cursor = await conn.execute("SELECT serving.authenticate(%s) AS tenant_id", [api_key])
-                    except psycopg.errors.InvalidPassword:
-                        raise unauthorized() from None
-                    tenant = (await cursor.fetchone())["tenant_id"]
-                    cursor = await conn.execute(query, params)
-                    return Result(tenant, await cursor.fetchall())
-        except ApiError:
-            raise
-        except psycopg.errors.QueryCanceled:
-            raise ApiError(503, "query_timeout", "the query took too long; try a shorter range or a coarser grain") from None
-        except (PoolTimeout, psycopg.OperationalError):
-            raise ApiError(503, "database_unavailable", "the analytics database is not reachable") from None
+        # Connections broken under us (PostgreSQL restarted): the failed one leaves the pool,
+        # the idle ones are checked (the broken ones replaced), and the request, which only
+        # reads, runs again once.
+        for attempt in (1, 2):
+            try:
+                return await self._run_once(api_key, query, params)
+            except ApiError:
+                raise
+            except psycopg.errors.QueryCanceled:
+                raise ApiError(503, "query_timeout",
+                               "the query took too long; try a shorter range or a coarser grain") from None
+            except PoolTimeout:
+                break
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    break
+                await self.pool.check()
+        raise ApiError(503, "database_unavailable", "the analytics database is not reachable")
+
+    async def _run_once(self, api_key: str, query, params: dict) -> Result:
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                try:
+                    cursor = await conn.execute("SELECT serving.authenticate(%s) AS tenant_id", [api_key])
+                except psycopg.errors.InvalidPassword:
+                    raise unauthorized() from None
+                tenant = (await cursor.fetchone())["tenant_id"]
+                cursor = await conn.execute(query, params)
+                return Result(tenant, await cursor.fetchall())
 
     async def ping(self) -> bool:
         try:

@@ -49,11 +49,11 @@ _add(Query(
 _add(Query(
     "funnel", "Conversion funnel totals over a range: views, carts, checkouts, payment attempts, approved",
     """SELECT count(*) AS windows,
-       coalesce(sum(page_views), 0) AS page_views,
-       coalesce(sum(add_to_carts), 0) AS add_to_carts,
-       coalesce(sum(checkouts), 0) AS checkouts,
-       coalesce(sum(payment_attempts), 0) AS payment_attempts,
-       coalesce(sum(payments_approved), 0) AS payments_approved,
+       coalesce(sum(page_views), 0)::bigint AS page_views,
+       coalesce(sum(add_to_carts), 0)::bigint AS add_to_carts,
+       coalesce(sum(checkouts), 0)::bigint AS checkouts,
+       coalesce(sum(payment_attempts), 0)::bigint AS payment_attempts,
+       coalesce(sum(payments_approved), 0)::bigint AS payments_approved,
        max(updated_at) AS updated_at
   FROM {table}
  WHERE merchant_id = %(merchant_id)s
@@ -70,7 +70,7 @@ _add(Query(
 
 _add(Query(
     "top_merchants", "Merchants of the tenant ranked by GMV over a range",
-    """SELECT merchant_id, sum(orders) AS orders, sum(gmv_usd) AS gmv_usd
+    """SELECT merchant_id, sum(orders)::bigint AS orders, sum(gmv_usd) AS gmv_usd
   FROM {table}
  WHERE merchant_id <> '*'
    AND window_start >= %(start)s AND window_start < %(end)s
@@ -97,7 +97,7 @@ _add(Query(
           FROM {table}
          WHERE merchant_id = '*'
            AND window_start >= %(start)s AND window_start < %(end)s) s
-  FULL JOIN (SELECT window_start, sum(rejections) AS rejections
+  FULL JOIN (SELECT window_start, sum(rejections)::bigint AS rejections
                FROM {quality}
               WHERE window_start >= %(start)s AND window_start < %(end)s
               GROUP BY window_start) q
@@ -108,7 +108,7 @@ _add(Query(
 _add(Query(
     "top_products", "Products ranked by views, carts or checkouts over a range",
     """SELECT product_id, max(category) AS category,
-       sum(views) AS views, sum(carts) AS carts, sum(checkouts) AS checkouts
+       sum(views)::bigint AS views, sum(carts)::bigint AS carts, sum(checkouts)::bigint AS checkouts
   FROM {table}
  WHERE window_start >= %(start)s AND window_start < %(end)s
  GROUP BY product_id
@@ -118,7 +118,7 @@ _add(Query(
 _add(Query(
     "top_categories", "Categories ranked by views, carts or checkouts over a range",
     """SELECT coalesce(category, '') AS category, count(DISTINCT product_id) AS products,
-       sum(views) AS views, sum(carts) AS carts, sum(checkouts) AS checkouts
+       sum(views)::bigint AS views, sum(carts)::bigint AS carts, sum(checkouts)::bigint AS checkouts
   FROM {table}
  WHERE window_start >= %(start)s AND window_start < %(end)s
  GROUP BY 1
