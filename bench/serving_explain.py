@@ -67,7 +67,7 @@ SALES_COLUMNS = """tenant_id, merchant_id, window_start, window_end, events, pag
     avg_basket_usd, refunds, refund_usd, chargebacks, distinct_users, updated_at"""
 
 
-def sales(conn, table: str, step: str, periods: int, end: datetime, per_period: float) -> int:
+def sales(conn, table: str, step: str, periods: int, end: datetime, per_period: float, now: datetime) -> int:
     """Merchant rows of one grain (a row when the merchant has events in the window), then the
     tenants' '*' rows as their sums."""
     # Each level draws its own random numbers; PostgreSQL does not flatten subqueries that call
@@ -80,7 +80,8 @@ def sales(conn, table: str, step: str, periods: int, end: datetime, per_period: 
                CASE WHEN attempts > 0 THEN approved::float8 / attempts END,
                approved, gmv, CASE WHEN approved > 0 THEN round(gmv / approved, 4) END,
                round(approved * 0.03), round(gmv * 0.02, 4), round(approved * 0.005),
-               greatest(1, round(events * 0.35)), w + interval '{step}' + interval '2 seconds'
+               greatest(1, round(events * 0.35)),
+               least(w + interval '{step}', %(now)s) + interval '2 seconds'
           FROM (SELECT *, round((approved * (20 + random() * 120))::numeric, 4) AS gmv
                   FROM (SELECT *, round(attempts * (0.85 + random() * 0.1))::bigint AS approved
                           FROM (SELECT tenant_id, merchant_id, w, ev AS events, round(ev * 0.06)::bigint AS attempts
@@ -93,7 +94,7 @@ def sales(conn, table: str, step: str, periods: int, end: datetime, per_period: 
                                          CROSS JOIN generate_series(%(end)s - %(periods)s * interval '{step}',
                                                                     %(end)s - interval '{step}',
                                                                     interval '{step}') w) x
-                                 WHERE active) a) b) c""", {"end": end, "periods": periods})
+                                 WHERE active) a) b) c""", {"end": end, "periods": periods, "now": now})
     conn.execute(f"""
         INSERT INTO analytics.{table} ({SALES_COLUMNS})
         SELECT tenant_id, '*', window_start, window_end, sum(events), sum(page_views), sum(add_to_carts),
@@ -200,7 +201,7 @@ def generate(dsn: str, args, end: datetime) -> None:
             # Windows aligned as Flink's are (an hour window starts on the hour, a day at 00:00
             # UTC), the current hour and day included, as the cumulating jobs serve them.
             aligned = current_end(end, step)
-            rows = sales(conn, table, step, periods, aligned, per_period)
+            rows = sales(conn, table, step, periods, aligned, per_period, end)
             log(f"{table}: {rows:,} rows ({time.monotonic() - started:.0f} s)")
         for table, step, periods, share in (("quality_minute", "1 minute", args.minute_days * 1440, 0.004),
                                             ("quality_hour", "1 hour", args.hour_days * 24, 0.004),
@@ -208,8 +209,11 @@ def generate(dsn: str, args, end: datetime) -> None:
             log(f"{table}: {quality(conn, table, step, periods, end, share):,} rows")
         log(f"products_hour: {products(conn, 'products_hour', '1 hour', args.hour_days * 24, current_end(end, '1 hour'), 100):,} rows")
         log(f"products_day: {products(conn, 'products_day', '1 day', min(args.day_days, 90), current_end(end, '1 day'), 300):,} rows")
-        fraud(conn, end, args.hour_days, incidents=200_000, alerts=1_000_000, entities=500_000)
-        log("fraud_incidents 200,000, fraud_alerts 1,000,000, entity_features <= 500,000 rows")
+        # 1M alerts and 200k incidents over 14 days at 20M events a day; features of 500k entities
+        alerts = int(args.events_per_day * args.hour_days / 280)
+        entities = int(min(500_000, args.events_per_day / 40))
+        fraud(conn, end, args.hour_days, incidents=alerts // 5, alerts=alerts, entities=entities)
+        log(f"fraud_incidents {alerts // 5:,}, fraud_alerts {alerts:,}, entity_features <= {entities:,} rows")
         events = conn.execute("SELECT sum(events) FROM analytics.sales_minute WHERE merchant_id <> '*'").fetchone()[0]
         # What autovacuum does in steady state (V006 runs it at 2-5 % of changes): statistics, and
         # the visibility map that lets index-only scans skip the heap.
@@ -229,8 +233,10 @@ def examples(end: datetime, tenant_merchant: str, entity: tuple[str, str]) -> li
         ("revenue", "day", None, {"merchant_id": "*", "start": month, "end": end, "limit": 1000}),
         ("funnel", "hour", None, {"merchant_id": "*", "start": day, "end": end}),
         ("approval_rate", "minute", None, {"merchant_id": "*", "start": hour, "end": end, "limit": 1000}),
+        # Ranking merchants reads one row per merchant and window: over the last 24 hours of
+        # hours, 24 rows per merchant; "today" from the day table, one (the cumulating day's).
         ("top_merchants", "hour", None, {"start": day, "end": end, "limit": 10}),
-        ("top_merchants", "minute", None, {"start": hour, "end": end, "limit": 10}),
+        ("top_merchants", "day", None, {"start": end.replace(hour=0, minute=0), "end": end, "limit": 10}),
         ("rejections", "minute", None, {"start": hour, "end": end, "limit": 1000}),
         ("dlq_rate", "hour", None, {"start": day, "end": end, "limit": 1000}),
         ("top_products", "day", "views", {"start": month, "end": end, "limit": 10}),
