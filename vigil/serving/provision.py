@@ -8,6 +8,8 @@ for databases of their own (`create_database`/`drop_database`), which share the 
 from __future__ import annotations
 
 import re
+import secrets
+from contextlib import contextmanager
 
 from vigil.serving import credentials, migrations, postgres, retention
 
@@ -67,3 +69,16 @@ def prepare_database(name: str, settings: postgres.PgSettings, log=print) -> Non
     log(f"postgres: database {name} at migration {migrations.discover()[-1].version}"
         f" ({len(applied)} applied now); partitions: {created} created,"
         f" {len(changes) - created} dropped or trimmed")
+
+
+@contextmanager
+def scratch_database(prefix: str, settings: postgres.PgSettings | None = None, log=lambda *_: None):
+    """A fresh database at the current schema, dropped afterwards (tests, benchmarks): its own
+    tables, keys and tenant-context secret; the cluster's roles are shared."""
+    settings = settings or postgres.PgSettings()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    prepare_database(name, settings, log)
+    try:
+        yield name
+    finally:
+        drop_database(name, settings)
