@@ -360,3 +360,9 @@ def test_connections_killed_under_the_pool_cost_no_failed_request(http, url, dat
                                " WHERE usename = 'vigil_api' AND datname = %s", [postgres]).fetchone()[0]
     assert killed >= 1
     assert [get(http, url, "/v1/whoami", data["a"]).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_the_openapi_schema_lists_every_endpoint(http, url):
+    paths = http.get(url + "/openapi.json").json()["paths"]
+    assert set(ENDPOINT_PARAMS) <= set(paths) and "/v1/entities/{entity_type}/{entity_id}/features" in paths
+    assert http.get(url + "/docs").status_code == 404         # no page pulling scripts from a CDN

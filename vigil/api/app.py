@@ -109,9 +109,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         yield
         await db.close()
 
+    # The schema at /openapi.json; no /docs or /redoc pages: they load Swagger UI and ReDoc
+    # from a CDN, which a local, offline service should not make browsers fetch.
     app = FastAPI(title="Vigil analytics API", version="1", lifespan=lifespan,
                   default_response_class=JSONResponse, dependencies=[Depends(_declared_only)],
-                  description=__doc__)
+                  description=__doc__, docs_url=None, redoc_url=None)
     app.state.db = db
 
     @app.exception_handler(ApiError)
