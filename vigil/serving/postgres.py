@@ -19,12 +19,14 @@ Other modules get connection strings from `dsn(role)` and Flink gets `jdbc_url()
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,9 +276,24 @@ def _spawn(settings: PgSettings) -> int:
     return proc.pid
 
 
+@contextmanager
+def _start_lock():
+    """One process at a time starts or stops the server (parallel test workers, two shells)."""
+    with open(home() / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def start(settings: PgSettings | None = None, log=print, timeout: float = 60) -> None:
     """Install if missing, initdb on first use, start the server and wait until it answers."""
-    settings = settings or PgSettings()
+    with _start_lock():
+        _start(settings or PgSettings(), log, timeout)
+
+
+def _start(settings: PgSettings, log, timeout: float) -> None:
     if is_running(settings):
         if not healthy(settings):
             raise RuntimeError(f"PostgreSQL (pid {pid()}) runs but refuses our admin login; "
@@ -323,6 +340,11 @@ def ensure_running(settings: PgSettings | None = None, log=print) -> None:
 def stop(log=print, timeout: float = 60) -> None:
     """Fast shutdown of the server we started (open transactions rolled back, clients
     disconnected); an immediate shutdown if it has not exited after `timeout` seconds."""
+    with _start_lock():
+        _stop(log, timeout)
+
+
+def _stop(log, timeout: float) -> None:
     server_pid = pid()
     if server_pid is None:
         _pid_file().unlink(missing_ok=True)

@@ -59,7 +59,26 @@ def set_passwords(settings: postgres.PgSettings) -> None:
                 sql.Identifier(role), sql.Literal(passwords[role])))
 
 
+@contextmanager
+def cluster_lock(settings: postgres.PgSettings):
+    """Serialise preparations across processes (parallel test workers, `vigil infra up` beside a
+    test session): roles are cluster-wide, and two sessions altering one role at once fail
+    ("tuple concurrently updated"). Advisory locks are per database, so this one is taken in
+    the `postgres` database, on a connection held for the duration."""
+    with _admin(settings) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", [migrations.LOCK_KEY])
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [migrations.LOCK_KEY])
+
+
 def prepare_database(name: str, settings: postgres.PgSettings, log=print) -> None:
+    with cluster_lock(settings):
+        _prepare(name, settings, log)
+
+
+def _prepare(name: str, settings: postgres.PgSettings, log) -> None:
     if create_database(name, settings):
         log(f"postgres: created database {name}")
     applied = migrations.migrate(postgres.dsn(credentials.ADMIN, name, settings), log=log)
