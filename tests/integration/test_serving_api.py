@@ -306,16 +306,17 @@ def harmless(response) -> None:
 
 def test_sql_injection_through_every_parameter_is_refused_or_harmless(http, url, data, postgres):
     before = tenant_b_rows(postgres)
-    started = time.monotonic()
     for path, param in CASES:
         for value in INJECTIONS:
-            harmless(get(http, url, path, data["a"], **{**RANGE, param: value}))
+            response = get(http, url, path, data["a"], **{**RANGE, param: value})
+            harmless(response)
+            if "pg_sleep" in value:
+                assert response.elapsed.total_seconds() < 3, (path, param)    # the sleep never ran
     for value in INJECTIONS + ["u1' OR '1'='1"]:
         for entity_type in ("user", value):
             path = f"/v1/entities/{urllib.parse.quote(entity_type, safe='')}/{urllib.parse.quote(value, safe='')}/features"
             harmless(get(http, url, path, data["a"]))
     assert tenant_b_rows(postgres) == before                       # nothing written or deleted
-    assert time.monotonic() - started < 60                          # no pg_sleep ran
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
