@@ -158,6 +158,8 @@ def test_funnel_approval_rate_and_top_merchants(http, url, data):
     rate = ok(http, url, "/v1/approval-rate", data["a"], grain="minute", **RANGE)
     assert rate["totals"] == {"payments_approved": 11, "payments_declined": 3, "approval_rate": pytest.approx(11 / 14)}
     assert [r["approval_rate"] for r in rate["series"]] == [0.8, 0.75, None]
+    today = ok(http, url, "/v1/revenue/top-merchants", data["a"])
+    assert today["grain"] == "day" and today["from"].endswith("T00:00:00Z")
     top = ok(http, url, "/v1/revenue/top-merchants", data["a"], grain="minute", **RANGE)
     assert [(m["merchant_id"], m["orders"], m["gmv_usd"]) for m in top["merchants"]] == [("m2", 2, 32.25), ("m1", 1, 10.5)]
 

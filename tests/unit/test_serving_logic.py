@@ -104,6 +104,9 @@ def test_ranges_default_to_the_grain_span_and_are_bounded():
     assert c.time_range(None, None, "minute", NOW) == (NOW - timedelta(hours=1), NOW)
     c.time_range("2026-12-03T12:00:00Z", "2026-12-03T11:00:00Z", "hour", NOW)
     assert c.problems[-1]["reason"] == "must be before 'to'"
+    # "so far": from the start of the grain's current window (a ranking of today, of this hour)
+    assert c.time_range(None, None, "day", NOW + timedelta(minutes=5), so_far=True)[0] == datetime(2026, 12, 3)
+    assert c.time_range(None, "2026-12-03T00:00:00Z", "day", NOW, so_far=True)[0] == datetime(2026, 12, 2)
     start = (NOW - MAX_SPAN["minute"] - timedelta(seconds=1)).isoformat()
     c.time_range(start, None, "minute", NOW)
     assert "coarser grain" in c.problems[-1]["reason"]

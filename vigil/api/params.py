@@ -119,14 +119,18 @@ class Checker:
             return None
         return parsed
 
-    def time_range(self, start: str | None, end: str | None, grain: str, now: datetime) -> tuple[datetime, datetime]:
-        """[from, to): `to` defaults to now, `from` to the grain's default span before `to`."""
+    def time_range(self, start: str | None, end: str | None, grain: str, now: datetime,
+                   so_far: bool = False) -> tuple[datetime, datetime]:
+        """[from, to): `to` defaults to now, `from` to the grain's default span before `to`, or
+        with `so_far` to the start of the grain's window holding `to` (today, this hour)."""
         errors_before = len(self.problems)
         end_at = self.instant("to", end)
         start_at = self.instant("from", start)
         if len(self.problems) > errors_before:
             return now, now
         end_at = end_at or now
+        if start_at is None and so_far:
+            start_at = window_start(end_at - timedelta(microseconds=1), grain)
         start_at = start_at or end_at - DEFAULT_SPAN[grain]
         if start_at >= end_at:
             self.fail("from", "must be before 'to'")
@@ -134,6 +138,20 @@ class Checker:
             self.fail("from", f"the range is longer than {MAX_SPAN[grain].days} day(s), the most for grain"
                               f" {grain}: use a coarser grain or a shorter range")
         return start_at, end_at
+
+
+def window_start(at: datetime, grain: str) -> datetime:
+    """The start of the `grain` window holding `at`.
+
+    >>> window_start(datetime(2026, 12, 3, 18, 42, 7), "day")
+    datetime.datetime(2026, 12, 3, 0, 0)
+    >>> window_start(datetime(2026, 12, 3, 18, 42, 7), "hour")
+    datetime.datetime(2026, 12, 3, 18, 0)
+    """
+    trimmed = at.replace(second=0, microsecond=0)
+    if grain == "minute":
+        return trimmed
+    return trimmed.replace(minute=0) if grain == "hour" else trimmed.replace(hour=0, minute=0)
 
 
 def grain_choice(checker: Checker, value: str | None, allowed: tuple[str, ...] = GRAINS, default: str = "hour") -> str:
