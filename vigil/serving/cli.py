@@ -114,6 +114,11 @@ def cmd_api(args) -> int:
     from vigil.api.settings import ApiSettings
 
     settings = ApiSettings(port=args.port, database=args.database)
+    if not (args.stop or args.status):
+        try:
+            settings.conninfo()
+        except RuntimeError as exc:      # never started: no credentials to connect with
+            return _fail(str(exc), 3)
     if args.stop:
         server.stop_background()
     elif args.status:
