@@ -43,6 +43,7 @@ def test_lifecycle_start_stop_restart_and_lost_credentials(own_server):
     pg.start(settings, log=lines.append)
     assert any("initdb" in line for line in lines) and pg.is_running(settings)
     assert stat.S_IMODE(pg.credentials_file().stat().st_mode) == 0o600
+    assert stat.S_IMODE((pg.home() / "logs" / "postgresql.log").stat().st_mode) == 0o600
     first_pid = pg.pid()
     # Idempotent: a second start finds it running.
     pg.start(settings, log=lines.append)
@@ -50,6 +51,7 @@ def test_lifecycle_start_stop_restart_and_lost_credentials(own_server):
     with psycopg.connect(pg.dsn(credentials.ADMIN, "postgres", settings)) as conn:
         assert conn.execute("SHOW listen_addresses").fetchone()[0] == "127.0.0.1"
         assert conn.execute("SHOW unix_socket_directories").fetchone()[0] == ""
+        assert conn.execute("SHOW log_parameter_max_length").fetchone()[0] == "0"     # keys never logged
         conn.execute("CREATE TABLE kept (x int)")
         conn.commit()
     assert "running" in pg.status(settings) and "healthy" in pg.status(settings)

@@ -52,7 +52,9 @@ SERVER_SETTINGS = {
     "random_page_cost": "1.1",              # SSD / page cache
     "jit": "off",                           # JIT compiling costs 10s of ms: more than our queries
     "password_encryption": "scram-sha-256",
-    "log_min_duration_statement": "1000",   # log statements slower than 1 s (never their values)
+    "log_min_duration_statement": "1000",   # log statements slower than 1 s ...
+    "log_parameter_max_length": "0",        # ... never their bind values (an API key is one)
+    "log_parameter_max_length_on_error": "0",
     "log_line_prefix": "%m [%p] %q%u@%d ",
     "log_timezone": "UTC",
     "timezone": "UTC",
@@ -86,7 +88,13 @@ def _pid_file() -> Path:
 
 
 def _log_file() -> Path:
-    return sub(home(), "logs") / "postgresql.log"
+    # Private: a log line can quote a statement (never its values, see SERVER_SETTINGS).
+    logs = sub(home(), "logs")
+    os.chmod(logs, 0o700)
+    path = logs / "postgresql.log"
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+    return path
 
 
 def credentials_file() -> Path:
