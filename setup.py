@@ -8,7 +8,10 @@ setup(
     description=__doc__,
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["vigil", "vigil.*", "jobs", "udfs"]),
-    package_data={"vigil": ["schemas/*.avsc", "schemas/*.json", "schemas/foreign/*.avsc"]},
+    # api/static: the dashboard's page, script, style and the vendored Chart.js (served by the API)
+    package_data={"vigil": ["schemas/*.avsc", "schemas/*.json", "schemas/foreign/*.avsc",
+                            "api/static/*.html", "api/static/*.js", "api/static/*.css", "api/static/*.svg",
+                            "api/static/vendor/*/*.js", "api/static/vendor/*/*.md"]},
     # Direct dependencies, pinned; requirements.lock pins the whole tree (`make setup` uses it).
     install_requires=[
         "apache-flink==2.2.1",
@@ -26,6 +29,9 @@ setup(
     ],
     extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0",
                              "hypothesis==6.170.15",     # property-based fuzzing of every input path
+                             # drives Debian's headless chromium (the dashboard's browser test);
+                             # 4.51.0: 4.52+ requires a certifi newer than any the registry serves here
+                             "selenium==4.51.0",
                              # a registry client nobody here wrote, for the registry tests
                              "confluent-kafka[schemaregistry,avro]==2.16.1"]},
     entry_points={"console_scripts": ["vigil=vigil.cli:main"]},

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vigil.api import queries
+from vigil.api import dashboard, queries
 from vigil.api.db import Database, unauthorized
 from vigil.api.params import (ENTITY_TYPES, INCIDENT_STATUSES, PRODUCT_METRICS, ApiError, Checker, grain_choice,
                               metric_choice)
@@ -115,6 +115,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                   default_response_class=JSONResponse, dependencies=[Depends(_declared_only)],
                   description=__doc__, docs_url=None, redoc_url=None)
     app.state.db = db
+    app.include_router(dashboard.router)     # the dashboard page and its static files
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
