@@ -48,15 +48,13 @@ NO_MINI_BATCH = {"table.exec.mini-batch.enabled": "false"}
 
 def hot_key_options(config: AnalyticsConfig) -> dict[str, str]:
     """Skew handling (ADR 0011, measured in bench/analytics_job.py): each window aggregation is
-    computed per key before the shuffle and merged after it (local-global: a hot merchant or
-    tenant sends one partial aggregate per slice and watermark instead of every row), and
-    distinct counts are split into buckets of users, so one key's distinct users spread over
-    subtasks."""
-    if not config.hot_key_options:
-        return {**NO_MINI_BATCH, "table.optimizer.agg-phase-strategy": "ONE_PHASE",
-                "table.optimizer.distinct-agg.split.enabled": "false"}
-    return {**NO_MINI_BATCH, "table.optimizer.agg-phase-strategy": "TWO_PHASE",
-            "table.optimizer.distinct-agg.split.enabled": "true"}
+    computed per key before the shuffle and merged after it (two-phase, local-global: a hot
+    merchant or tenant sends one partial aggregate per slice and watermark instead of every row).
+    Split distinct counts (a first aggregation per key and bucket of users) stay off unless asked
+    for: a CUMULATE window re-emits every key it holds at every step, and the buckets multiply
+    the keys by up to 1024."""
+    return {**NO_MINI_BATCH, "table.optimizer.agg-phase-strategy": config.agg_phase,
+            "table.optimizer.distinct-agg.split.enabled": str(config.split_distinct).lower()}
 
 
 def job_options(config: AnalyticsConfig) -> dict[str, str]:

@@ -42,9 +42,11 @@ class AnalyticsConfig:
     flush_rows: int = 5000
     # Processing-time TTL of the quality counts (the job's only non-window state): sql/analytics/quality.sql.
     quality_ttl: str = "36 h"
-    # Two-phase (local-global) aggregation and split distinct counts (ADR 0011): off only to
-    # measure what they bring (bench/analytics_job.py).
-    hot_key_options: bool = True
+    # Hot keys (ADR 0011, bench/analytics_job.py): window aggregations in two phases (local-global)
+    # by default; distinct counts split into buckets only on request: with CUMULATE windows every
+    # bucket is re-emitted at every step, which costs far more than the hot keys it relieves.
+    agg_phase: str = "TWO_PHASE"
+    split_distinct: bool = False
     recipes: tuple[str, ...] = RECIPES
     flink: FlinkSettings = field(default_factory=FlinkSettings)
 
@@ -74,8 +76,10 @@ class AnalyticsConfig:
         p.add_argument("--flush-interval", default=d.flush_interval)
         p.add_argument("--flush-rows", type=int, default=d.flush_rows)
         p.add_argument("--quality-ttl", default=d.quality_ttl)
-        p.add_argument("--no-hot-key-options", action="store_true",
-                       help="one-phase aggregation, no split distinct counts (to measure what they bring)")
+        p.add_argument("--agg-phase", choices=["TWO_PHASE", "ONE_PHASE"], default=d.agg_phase,
+                       help="table.optimizer.agg-phase-strategy (ONE_PHASE: to measure what two phases bring)")
+        p.add_argument("--split-distinct", action="store_true",
+                       help="table.optimizer.distinct-agg.split.enabled (costly with CUMULATE windows: ADR 0011)")
         p.add_argument("--recipe", action="append", choices=RECIPES,
                        help="run only these recipes (repeatable; default: all)")
         FlinkSettings.add_arguments(p)
@@ -91,7 +95,7 @@ class AnalyticsConfig:
             jdbc_password=a.jdbc_password or os.environ.get("VIGIL_JDBC_PASSWORD", ""), group_id=a.group_id,
             bounded=a.bounded, out_of_orderness_s=a.out_of_orderness, minute_step_s=a.minute_step_s,
             hour_step_s=a.hour_step_s, day_step_s=a.day_step_s, flush_interval=a.flush_interval,
-            flush_rows=a.flush_rows, quality_ttl=a.quality_ttl, hot_key_options=not a.no_hot_key_options,
+            flush_rows=a.flush_rows, quality_ttl=a.quality_ttl, agg_phase=a.agg_phase, split_distinct=a.split_distinct,
             recipes=tuple(dict.fromkeys(a.recipe)) if a.recipe else RECIPES,
             flink=FlinkSettings.from_parsed(a, bounded=a.bounded))
 

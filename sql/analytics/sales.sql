@@ -16,9 +16,10 @@
 -- Late    rows behind the watermark (${out_of_orderness_s} s of disorder) never reach the windows:
 --         inputs.sql counts them as analytics_late_event in the quality tables.
 -- State   per key and slice of ${step_text}, dropped when the ${grain} closes; distinct users as
---         a set per key and ${grain} (split into buckets when distinct-agg.split is on).
+--         a set per key and ${grain}.
 -- Hot     a busy merchant or tenant is one key: the job aggregates locally before the shuffle
---         (two-phase) and splits distinct counts (jobs/analytics.py, HOT_KEY_OPTIONS).
+--         (two-phase, jobs/analytics.py hot_key_options); distinct counts are not split into
+--         buckets (with CUMULATE that multiplies what each step re-emits: ADR 0011).
 -- Run     vigil submit analytics | vigil run analytics --bounded (README, "Flink SQL for analysts")
 INSERT INTO analytics.sales_${grain}
 SELECT tenant_id,
