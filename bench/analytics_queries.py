@@ -356,7 +356,8 @@ class Pipeline:
 
     def check(self) -> None:
         for name, proc in self.procs:
-            if proc.poll() is not None and name != "generate":
+            # The generator ends by itself after its --duration; ending early or failing is an error.
+            if proc.poll() is not None and (name != "generate" or proc.returncode != 0):
                 raise RuntimeError(f"{name} exited ({proc.returncode}); see /tmp/vigil-bench-{name}.log")
 
     def stop(self) -> None:
@@ -434,13 +435,24 @@ def freshness(args) -> list[str]:
             user, password = postgres.writer_credentials()
             pipeline.start("ingest", vigil + ["run", "ingest", "--raw-topic", names["raw"], "--clean-topic",
                                               names["clean"], "--dlq-topic", names["dlq"], "--group-id", f"{prefix}-ingest",
-                                              "--transactional-id-prefix", f"{prefix}-ingest"])
+                                              "--transactional-id-prefix", f"{prefix}-ingest", *args.ingest_arg])
             pipeline.start("analytics", vigil + ["run", "analytics", "--clean-topic", names["clean"], "--dlq-topic",
                                                  names["dlq"], "--alerts-topic", fraud["alerts"], "--incidents-topic",
                                                  fraud["incidents"], "--features-topic", fraud["features"], "--group-id",
                                                  f"{prefix}-analytics", "--jdbc-url", postgres.jdbc_url(database),
-                                                 "--jdbc-user", user],
+                                                 "--jdbc-user", user, *args.analytics_arg],
                            env={"VIGIL_JDBC_PASSWORD": password})
+            # Traffic only once both jobs are submitted and deploying: a backlog built during their
+            # start-up (a minute or more here) would be measured as freshness until drained.
+            started = time.monotonic()
+            while not all("submitted: job id" in Path(f"/tmp/vigil-bench-{job}.log").read_text(errors="replace")
+                          for job in ("ingest", "analytics")):
+                pipeline.check()
+                if time.monotonic() - started > 600:
+                    raise RuntimeError("the jobs were not submitted within 10 minutes")
+                time.sleep(1)
+            log(f"both jobs submitted after {time.monotonic() - started:.0f} s; traffic in 15 s")
+            time.sleep(15)
             traffic_s = args.settle + args.markers * args.marker_every + 240
             generator = pipeline.start("generate", vigil + ["generate", "--topic", names["raw"], "--rate", str(args.rate),
                                                             "--duration", str(traffic_s), "--bad-fraction", "0.02",
@@ -468,22 +480,32 @@ def freshness(args) -> list[str]:
             key = keys.create(admin, tenant, "bench freshness")[1]
             producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
             load_before = os.getloadavg()
+            behind = [pipeline_behind(bootstrap, names, prefix, admin)]
+            log(f"before the markers: {behind[0]}")
             results = asyncio.run(_markers(args, port, key, producer, writer, template, prefix, names["raw"]))
             load_after = os.getloadavg()
+            behind.append(pipeline_behind(bootstrap, names, prefix, admin))
+            log(f"after the markers: {behind[1]}")
             sent_rate = _generator_rate(generator)
             with psycopg.connect(admin) as conn:
                 late = conn.execute("SELECT coalesce(sum(rejections), 0) FROM analytics.quality_minute"
                                     " WHERE reason = 'analytics_late_event'").fetchone()[0]
+                marker_rows = conn.execute("SELECT count(DISTINCT merchant_id) FROM analytics.sales_minute"
+                                           " WHERE merchant_id LIKE %s", [f"mk{prefix[-6:]}%"]).fetchone()[0]
         finally:
             pipeline.stop()
         sent_rate = sent_rate or _generator_rate(generator)
     seen = sorted(r for r in results if r is not None)
     missing = len(results) - len(seen)
-    out.append(f"Pipeline: `vigil generate --rate {args.rate:g}` -> {names['raw']} -> ingest job (`vigil run ingest`)"
-               f" -> {names['clean']} -> analytics job (`vigil run analytics`, defaults) -> PostgreSQL -> API;"
+    flags = lambda extra: " ".join(extra) if extra else "defaults"  # noqa: E731
+    out.append(f"Pipeline: `vigil generate --rate {args.rate:g}` -> {names['raw']} -> ingest job (`vigil run ingest`,"
+               f" {flags(args.ingest_arg)}) -> {names['clean']} -> analytics job (`vigil run analytics`,"
+               f" {flags(args.analytics_arg)}) -> PostgreSQL -> API;"
                f" generator: {sent_rate}; {late:,} events refused by the analytics job as late.")
     out.append(f"Markers: {len(results)}, one every {args.marker_every:g} s after {args.settle:g} s of settling;"
                f" API polled every {args.poll_ms} ms; {missing} not visible within {args.marker_timeout:g} s.\n")
+    out.append(f"Markers in the sales_minute table at the end: {marker_rows} of {len(results)}. How far the"
+               f" pipeline was behind, before and after the markers: {behind[0]}; {behind[1]}.\n")
     out.append("| freshness (append acknowledged -> counted by the API) | p50 | p90 | p99 | max |")
     out.append("| --- | ---: | ---: | ---: | ---: |")
     if seen:
@@ -492,6 +514,31 @@ def freshness(args) -> list[str]:
     out.append(f"\nLoad average (1, 5, 15 min) before the markers {', '.join(f'{x:.1f}' for x in load_before)},"
                f" after {', '.join(f'{x:.1f}' for x in load_after)} ({os.cpu_count()} cores).")
     return out
+
+
+def pipeline_behind(bootstrap: str, names: dict, prefix: str, admin: str) -> str:
+    """Records not yet read by each job (its group's committed offsets: committed at checkpoints)
+    and how far the newest minute row written is behind the wall clock."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    lags = []
+    for group, topic in ((f"{prefix}-ingest", names["raw"]), (f"{prefix}-analytics", names["clean"])):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            lag = 0
+            for tp in committed:
+                high = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                lag += high - (tp.offset if tp.offset >= 0 else 0)
+            lags.append(f"{group.rsplit('-', 1)[1]} {lag:,} records behind")
+        finally:
+            consumer.close()
+    with psycopg.connect(admin) as conn:
+        newest = conn.execute("SELECT max(window_end) FROM analytics.sales_minute WHERE merchant_id = '*'").fetchone()[0]
+    if newest is not None:
+        lags.append(f"newest minute row up to {(datetime.utcnow() - newest).total_seconds():.0f} s ago")
+    return ", ".join(lags)
 
 
 async def _markers(args, port, key, producer, writer, template, prefix, raw_topic) -> list[float | None]:
@@ -558,6 +605,10 @@ def main() -> int:
     parser.add_argument("--marker-timeout", type=float, default=120.0)
     parser.add_argument("--settle", type=float, default=60.0, help="seconds of traffic before the first marker")
     parser.add_argument("--poll-ms", type=int, default=100)
+    parser.add_argument("--ingest-arg", action="append", default=[], metavar="FLAG",
+                        help="a flag for the ingest job, e.g. --ingest-arg=--checkpoint-interval-ms=1000 (repeatable)")
+    parser.add_argument("--analytics-arg", action="append", default=[], metavar="FLAG",
+                        help="a flag for the analytics job, e.g. --analytics-arg=--minute-step-s=1 (repeatable)")
     args = parser.parse_args()
 
     report = [] if args.skip_queries else queries_under_load(args)
