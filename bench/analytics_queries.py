@@ -366,13 +366,24 @@ class Pipeline:
         from vigil import procs as vprocs
 
         for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                vprocs.kill_tree(proc.pid, signal.SIGTERM)
+            # The tree is listed before signalling: a job's JVM outlives its Python parent (then
+            # adopted by init, no longer a descendant) unless it is named here.
+            tree = [proc.pid, *vprocs.descendants(proc.pid)] if proc.poll() is None else []
+            for pid in tree:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            if tree:
                 try:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
-                    vprocs.kill_tree(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    pass
+                time.sleep(2)
+                for pid in tree:
+                    if vprocs.is_alive(pid):
+                        os.kill(pid, signal.SIGKILL)
+                proc.poll()
             log(f"stopped {name}")
 
 
