@@ -38,7 +38,6 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 RUN = uuid.uuid4().hex[:6]
 TENANT, OTHER = f"dash{RUN}", f"dashother{RUN}"
 PATTERNS = {"card_testing": 9, "account_takeover": 4, "velocity": 7, "cross_tenant_card": 2, "refund_abuse": 3}
-NOW = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
 
 
 def ensure_chromium() -> None:
@@ -88,9 +87,11 @@ def tenant_data(postgres):
     """45 minutes of the tenant's sales and rejections, fraud over the last 24 hours; another
     tenant's far larger figures that its page must never include."""
     rng = random.Random(13)
+    # Relative to when the test runs (the page shows the last hour and 24 hours).
+    now = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
     with psycopg.connect(pg.dsn(credentials.WRITER, postgres)) as conn:
         for i in range(1, 46):
-            start = NOW - timedelta(minutes=i)
+            start = now - timedelta(minutes=i)
             write(conn, "sales_minute", **minute_row(TENANT, "*", start, rng))
             write(conn, "sales_minute", **minute_row(TENANT, "m-only-one-merchant", start, rng))
             write(conn, "sales_minute", **minute_row(OTHER, "*", start, rng, scale=50))
@@ -102,7 +103,7 @@ def tenant_data(postgres):
                   window_end=start + timedelta(minutes=1), rejections=5000)
         for pattern, n in PATTERNS.items():
             for j in range(n):
-                at = NOW - timedelta(minutes=rng.randint(2, 23 * 60))
+                at = now - timedelta(minutes=rng.randint(2, 23 * 60))
                 write(conn, "fraud_alerts", alert_id=f"{pattern}-{j}-{RUN}", tenant_id=TENANT, event_id=f"ev{j}",
                       pattern=pattern, entity_type="card", entity_id=f"card{j}", score=0.9, severity="high",
                       event_time=at, reasons='{"reason_codes": ["x"]}')
@@ -111,10 +112,10 @@ def tenant_data(postgres):
                           status="open", severity="high", max_score=0.9, first_seen=at, last_seen=at, alert_count=1,
                           patterns=[pattern], entities=[f"card:card{j}"], opened_by=pattern)
         write(conn, "fraud_alerts", alert_id=f"other-{RUN}", tenant_id=OTHER, event_id="ev", pattern="other_tenant_only",
-              entity_type="card", entity_id="c", score=0.9, severity="high", event_time=NOW - timedelta(hours=1),
+              entity_type="card", entity_id="c", score=0.9, severity="high", event_time=now - timedelta(hours=1),
               reasons="[]")
     admin = pg.dsn(credentials.ADMIN, postgres)
-    return {"key": keys.create(admin, TENANT, "dashboard test")[1], "database": postgres}
+    return {"key": keys.create(admin, TENANT, "dashboard test")[1], "database": postgres, "now": now}
 
 
 class RecordingApp:
@@ -298,13 +299,13 @@ def test_dashboard_in_headless_chromium(postgres, tenant_data, api, browser, tmp
 
     # 2. New rows (a busy current minute, two more alerts) show on a later refresh.
     refreshes = shown["refreshes"]
-    rng = random.Random(99)
+    rng, now = random.Random(99), tenant_data["now"]
     with psycopg.connect(pg.dsn(credentials.WRITER, postgres)) as conn:
-        write(conn, "sales_minute", **minute_row(TENANT, "*", NOW, rng, scale=3))
+        write(conn, "sales_minute", **minute_row(TENANT, "*", now, rng, scale=3))
         for j in range(2):
             write(conn, "fraud_alerts", alert_id=f"late-{j}-{RUN}", tenant_id=TENANT, event_id=f"late{j}",
                   pattern="velocity", entity_type="card", entity_id="c", score=0.95, severity="critical",
-                  event_time=NOW, reasons="[]")
+                  event_time=now, reasons="[]")
     updated = api_answers(url, key)
     assert updated["revenue"]["totals"]["orders"] > answers["revenue"]["totals"]["orders"]
     new_orders = str(updated["revenue"]["totals"]["orders"])
