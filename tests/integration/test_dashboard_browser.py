@@ -268,7 +268,7 @@ def png_size(path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- the scenario
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(600)    # includes installing chromium on a fresh machine (apt-get)
 def test_dashboard_in_headless_chromium(postgres, tenant_data, api, browser, tmp_path):
     url, recorder = api
     key = tenant_data["key"]
