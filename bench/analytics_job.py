@@ -117,9 +117,11 @@ def run_job(names: dict, database: str, extra: tuple[str, ...], events: int, lim
 
     user, password = postgres.writer_credentials()
     group = f"bench-{uuid.uuid4().hex[:8]}"
+    rest_port = free_port()
     cmd = analytics_config.command({**names, "prefix": group}, "--jdbc-url", postgres.jdbc_url(database),
                                    "--jdbc-user", user, "--jdbc-password", password,
-                                   "--checkpoint-interval-ms", "1000", *extra)
+                                   "--checkpoint-interval-ms", "1000", "--flink-conf", f"rest.port={rest_port}",
+                                   "--flink-conf", "rest.bind-address=127.0.0.1", *extra)
     job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started, marks = time.monotonic(), {}
     try:
@@ -136,16 +138,52 @@ def run_job(names: dict, database: str, extra: tuple[str, ...], events: int, lim
                 break
         if job.poll() is not None:
             raise SystemExit(f"the analytics job stopped:\n{job.stderr.read()[-3000:]}")
+        try:
+            emitted = sink_records(rest_port)
+        except OSError as error:  # a JobManager too busy to answer: the rate still counts
+            print(f"  (rows emitted not read: {error})", flush=True)
+            emitted = {}
     finally:
         procs.kill_tree(job.pid)
         job.wait()
     if "first" not in marks:
         return {"events_per_s": 0.0, "cpu_ms_per_1k": float("nan"), "done": 0, "seconds": limit_s,
-                "first_commit_s": float("nan")}
+                "first_commit_s": float("nan"), "emitted": emitted}
     (t0, n0, c0), (t1, n1, c1) = marks.get("from", marks["first"]), marks["to"]
     return {"events_per_s": (n1 - n0) / (t1 - t0) if n1 > n0 else 0.0,
             "cpu_ms_per_1k": (c1 - c0) * 1e6 / (n1 - n0) if n1 > n0 else float("nan"),
-            "done": n1, "seconds": t1 - started, "first_commit_s": marks["first"][0] - started}
+            "done": n1, "seconds": t1 - started, "first_commit_s": marks["first"][0] - started, "emitted": emitted}
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def sink_records(rest_port: int) -> dict[str, int]:
+    """Rows each sink has received so far (Flink's numRecordsIn of the sink operators, summed over
+    subtasks): what the windows emitted, before the JDBC sink keeps the last row per key."""
+    import json
+    import re
+    import urllib.request
+
+    def get(path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}{path}", timeout=60) as response:
+            return json.loads(response.read())
+    totals: dict[str, int] = {}
+    for job in get("/jobs/overview")["jobs"]:
+        if job["state"] != "RUNNING":
+            continue
+        for vertex in get(f"/jobs/{job['jid']}")["vertices"]:
+            base = f"/jobs/{job['jid']}/vertices/{vertex['id']}/metrics"
+            ids = [m["id"] for m in get(base) if re.search(r"Sink__\w+.*numRecordsIn$", m["id"])]
+            if ids:
+                for metric in get(f"{base}?get={','.join(ids)}"):
+                    table = re.search(r"Sink__(\w+?)(\[|_\d|\.)", metric["id"]).group(1)
+                    totals[table] = totals.get(table, 0) + int(float(metric["value"]))
+    return totals
 
 
 def row_counts(database: str) -> dict[str, int]:
@@ -202,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
                     counts = row_counts(database)
             results.setdefault(variant, []).append(r["events_per_s"])
             print(f"{variant:<10} {repeat + 1:>3} {r['events_per_s']:>9,.0f} {r['cpu_ms_per_1k']:>12.0f} "
-                  f"{r['done']:>11,} {r['first_commit_s']:>14.0f}", flush=True)
+                  f"{r['done']:>11,} {r['first_commit_s']:>14.0f}   rows emitted: "
+                  + ", ".join(f"{t} {n:,}" for t, n in sorted(r["emitted"].items())), flush=True)
     print("rows in PostgreSQL after the first run: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     for variant, rates in results.items():
         print(f"{variant}: {min(rates):,.0f}-{max(rates):,.0f} events/s over {len(rates)} run(s)")
