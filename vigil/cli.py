@@ -49,6 +49,8 @@ def cmd_infra(args) -> int:
         registry_service.start(_bootstrap())
         postgres.ensure_running()
     elif args.action == "down":
+        from vigil.api import server as api_server  # the API reads PostgreSQL: it goes first
+        api_server.stop_background()
         postgres.stop()
         registry_service.stop()
         kafka_broker.stop()
@@ -190,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("job", help=", ".join(JOBS))
         p.set_defaults(func=func, passthrough=True)
 
-    p = sub.add_parser("demo", help="set up, generate a minute of traffic, run ingest, summarise")
+    p = sub.add_parser("demo", help="set up, run ingest, fraud and analytics on a minute of traffic, summarise")
     p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--rate", type=float, default=2000.0)
+    p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--bad-fraction", type=float, default=0.02)
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_demo)

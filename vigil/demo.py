@@ -1,10 +1,15 @@
 """`make demo` / `vigil demo`: the whole platform on local defaults, with a readable summary.
 
-Starts Kafka and the schema registry (if needed), generates `duration_s` of traffic with fraud
-scenarios, bad input and a mix of event schema v1 and v2,
-runs the ingest job (bounded: it stops at the offsets that exist when it starts), then reads
-what it committed and prints: events in, clean, rejected by reason, busiest tenants, and whether
-every input is accounted for exactly once.
+Starts what is not running yet (Kafka, the schema registry, PostgreSQL, the Flink standalone
+cluster with its SQL Gateway), submits the ingest, fraud detection and analytics jobs to the
+cluster (unbounded; jobs already running are kept), generates `duration_s` of traffic with fraud
+scenarios, bad input and a mix of event schema v1 and v2, then waits (bounded) until each job has
+committed what the traffic produced, and prints: the ingest accounting (events in, clean, rejected
+by reason, every input accounted for exactly once), the fraud alerts by pattern with one alert
+explained, the analytics answers for the busiest tenant through the HTTP API (started in the
+background, with a key the demo creates), and the dashboard URL. Everything keeps running;
+`make down` stops it. What is printed is built in vigil/demo_report.py, the cluster, jobs and
+API calls are in vigil/demo_stack.py.
 """
 
 from __future__ import annotations
@@ -13,43 +18,21 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from vigil import kafka_broker, kafka_io, topics
+from vigil import demo_stack, fraud_rules, kafka_broker, kafka_io, rules_cli, topics
+from vigil.demo_report import Summary, render_analytics, render_fraud, render_ingest, render_next
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
 from vigil.registry.catalog import value_decoder
 
-
-@dataclass
-class Summary:
-    raw: int = 0
-    clean: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    clean_by_tenant: Counter = field(default_factory=Counter)
-    event_types: Counter = field(default_factory=Counter)
-    schema_versions: Counter = field(default_factory=Counter)
-    payment_methods: Counter = field(default_factory=Counter)
-    positions: Counter = field(default_factory=Counter)  # (partition, offset) of raw -> times seen
-
-    def add_clean(self, value: dict) -> None:
-        self.clean += 1
-        self.clean_by_tenant[value["tenant_id"]] += 1
-        self.event_types[value["event_type"]] += 1
-        self.schema_versions[value["schema_version"]] += 1
-        if value.get("payment_method"):
-            self.payment_methods[value["payment_method"]] += 1
-        self.positions[(value["source_partition"], value["source_offset"])] += 1
-
-    def add_rejected(self, value: dict) -> None:
-        self.rejected[value["reason"]] += 1
-        self.positions[(value["source_partition"], value["source_offset"])] += 1
-
-    @property
-    def accounted_once(self) -> bool:
-        return len(self.positions) == self.raw and all(n == 1 for n in self.positions.values())
+JOBS = 3                  # ingest, fraud_detection, analytics: one slot each
+INGEST_WAIT_S = 240       # bounds, after the generator, for each job's results
+FRAUD_WAIT_S = 300
+ANALYTICS_WAIT_S = 180
 
 
 def summarise(bootstrap: str, raw_start: dict, raw_end: dict, clean_start: dict, dlq_start: dict) -> Summary:
@@ -62,77 +45,126 @@ def summarise(bootstrap: str, raw_start: dict, raw_end: dict, clean_start: dict,
     return summary
 
 
-def render(summary: Summary, labels: Counter) -> str:
-    lines = [
-        "", "=" * 72, "Vigil demo: ingest summary (read back with isolation.level=read_committed)", "=" * 72,
-        f"events in (events.raw)     {summary.raw:>10,}",
-        f"clean (events.clean)       {summary.clean:>10,}",
-        f"rejected (events.dlq)      {sum(summary.rejected.values()):>10,}",
-        f"every input accounted for exactly once: {'YES' if summary.accounted_once else 'NO'}",
-        "", "rejected by reason:",
-    ]
-    lines += [f"  {reason:<24} {n:>8,}" for reason, n in summary.rejected.most_common()]
-    lines += ["", "busiest tenants (clean events):"]
-    lines += [f"  {tenant:<24} {n:>8,}" for tenant, n in summary.clean_by_tenant.most_common(5)]
-    lines += ["", "clean events by type:"]
-    lines += [f"  {kind:<24} {n:>8,}" for kind, n in summary.event_types.most_common()]
-    lines += ["", "clean events by the event schema version their producer wrote (v1 read as v2):"]
-    lines += [f"  v{version:<23} {n:>8,}" for version, n in sorted(summary.schema_versions.items())]
-    lines += ["  payment_method (a v2 field): " + ", ".join(f"{k} {n:,}" for k, n in summary.payment_methods.most_common())]
-    lines += ["", "labelled fraud-scenario events generated (ground truth for the fraud job):"]
-    lines += [f"  {scenario:<24} {n:>8,}" for scenario, n in labels.most_common()]
-    return "\n".join(lines)
+def read_avro(bootstrap: str, topic: str, start: dict) -> list[dict]:
+    decode = value_decoder(registry_service.registry_url())
+    return [decode(m.value()) for m in kafka_io.read(bootstrap, topic, start)]
 
 
-def run(duration_s: float = 60.0, rate: float = 2000.0, bad_fraction: float = 0.02, seed: int | None = None,
-        v2_fraction: float = 0.3) -> int:
-    bootstrap = kafka_broker.BrokerSettings().bootstrap
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def start_services(bootstrap: str) -> None:
+    from vigil.serving import postgres
+
     kafka_broker.start()
     topics.ensure_topics(bootstrap)
     registry_service.start(bootstrap)
-    raw_start = kafka_io.end_offsets(bootstrap, topics.RAW)
-    clean_start = kafka_io.end_offsets(bootstrap, topics.CLEAN)
-    dlq_start = kafka_io.end_offsets(bootstrap, topics.DLQ)
+    postgres.ensure_running()
+    demo_stack.ensure_cluster(JOBS)
+    if not sum(kafka_io.end_offsets(bootstrap, topics.RULES).values()):
+        # The fraud job applies the rules of fraud.rules: the defaults for everyone, from the start.
+        rules_cli.publish(bootstrap, topics.RULES, fraud_rules.default_message(0))
+        print("rules: published the defaults row (vigil rules show)")
+
+
+def run(duration_s: float = 60.0, rate: float = 1000.0, bad_fraction: float = 0.02, seed: int | None = None,
+        v2_fraction: float = 0.3) -> int:
+    began = time.monotonic()
+    bootstrap = kafka_broker.BrokerSettings().bootstrap
+    print("\n[1/6] starting Kafka, the schema registry, PostgreSQL and the Flink cluster (if not running)", flush=True)
+    start_services(bootstrap)
+    starts = {t: kafka_io.end_offsets(bootstrap, t) for t in (topics.RAW, topics.CLEAN, topics.DLQ, topics.ALERTS,
+                                                                topics.INCIDENTS)}
+    run_start_ms = int(time.time() * 1000)
+
+    print("\n[2/6] submitting the ingest, fraud detection and analytics jobs to the cluster "
+          "(in the background, while the generator runs)", flush=True)
+    flags = {"ingest": ["--start-offsets", kafka_io.format_offsets(starts[topics.RAW])],
+             "fraud_detection": ["--start-time", str(run_start_ms)],
+             "analytics": []}
+    submitted: dict = {}
+    submitting = threading.Thread(target=lambda: submitted.update(_submit(flags)))
+    submitting.start()
 
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 1 << 31)
     labels_file = state_dir() / f"labels-{seed}.jsonl"
-    python = sys.executable
-    print(f"\n[1/3] generating {duration_s:.0f}s of traffic at {rate:,.0f} events/s (seed {seed})", flush=True)
-    generate = [python, "-m", "vigil.cli", "generate", "--duration", str(duration_s), "--rate", str(rate),
+    print(f"\n[3/6] generating {duration_s:.0f}s of traffic at {rate:,.0f} events/s (seed {seed})", flush=True)
+    generate = [sys.executable, "-m", "vigil.cli", "generate", "--duration", str(duration_s), "--rate", str(rate),
                 "--bad-fraction", str(bad_fraction), "--seed", str(seed), "--labels-file", str(labels_file),
                 "--v2-fraction", str(v2_fraction)]
-    if subprocess.call(generate, cwd=PROJECT_ROOT) != 0:
+    generated = subprocess.call(generate, cwd=PROJECT_ROOT)
+    submitting.join()
+    if "error" in submitted:
+        print(f"demo: submitting the jobs failed:\n{submitted['error']}", file=sys.stderr)
+        return 1
+    if generated != 0:
         print("demo: the generator failed", file=sys.stderr)
         return 1
-    raw_end = kafka_io.end_offsets(bootstrap, topics.RAW)
+    code = report(bootstrap, starts, kafka_io.end_offsets(bootstrap, topics.RAW), run_start_ms, str(labels_file),
+                  list(submitted["ids"].values()))
+    print(f"\ndemo: {time.monotonic() - began:.0f}s", flush=True)
+    return code
 
-    job_log = state_dir() / "demo-ingest.log"
-    print(f"\n[2/3] running the ingest job on a local MiniCluster until it has read everything "
-          f"(log: {job_log})", flush=True)
-    started = time.monotonic()
-    with open(job_log, "w") as log:
-        # Exactly the range this demo produced: a fresh job instance (no checkpoint to resume
-        # from) must not re-read the tail of an earlier run from the group's committed offsets.
-        code = subprocess.call([python, "-m", "jobs.ingest", "--start-offsets", kafka_io.format_offsets(raw_start),
-                                "--stop-offsets", kafka_io.format_offsets(raw_end)], cwd=PROJECT_ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        print(f"demo: the ingest job failed (exit {code}); last lines of {job_log}:", file=sys.stderr)
-        print("".join(open(job_log).readlines()[-30:]), file=sys.stderr)
-        return 1
-    print(f"      ingest finished in {time.monotonic() - started:.0f}s", flush=True)
 
-    print("\n[3/3] reading back events.clean and events.dlq", flush=True)
-    summary = summarise(bootstrap, raw_start, raw_end, clean_start, dlq_start)
+def report(bootstrap: str, starts: dict, raw_end: dict, run_start_ms: int, labels_file: str,
+           job_ids: list[str]) -> int:
+    """Steps 4-6: wait (bounded) for each job's results of this run, print them. `starts`: the
+    end offsets of the topics before the run; exit code 1 if ingest did not account for every
+    input exactly once or no alert came."""
+    print(f"\n[4/6] waiting for the ingest job to commit events.raw up to the generator's end "
+          f"(at most {INGEST_WAIT_S}s)", flush=True)
+    demo_stack.wait_for(lambda: demo_stack.caught_up(bootstrap, "vigil-ingest", topics.RAW, starts[topics.RAW],
+                                                     raw_end), INGEST_WAIT_S, "the ingest job", job_ids)
+    summary = summarise(bootstrap, starts[topics.RAW], raw_end, starts[topics.CLEAN], starts[topics.DLQ])
     labels = Counter(json.loads(line)["scenario"] for line in open(labels_file))
-    print(render(summary, labels))
-    print(f"""
-Look further:
-  .venv/bin/vigil infra status                     broker and schema registry status
-  .venv/bin/vigil schema list                      registered subjects, versions, ids
-  .venv/bin/python -m vigil.peek events.dlq 5     a few dead-letter records with their reasons
-  {labels_file}  ground truth
-  make cluster-up && .venv/bin/vigil submit ingest run the job on the local Flink cluster (web UI :8081)
-Kafka and the schema registry are still running (data in .vigil/kafka). Stop everything with: make down
-""")
-    return 0 if summary.accounted_once else 1
+    print(render_ingest(summary, labels), flush=True)
+    tenant = summary.busiest_tenant
+    api_url, key = _start_api(tenant)
+
+    clean_end = kafka_io.end_offsets(bootstrap, topics.CLEAN)
+    print(f"\n[5/6] waiting for the fraud job to decide every clean event of this run (at most {FRAUD_WAIT_S}s)",
+          flush=True)
+    demo_stack.wait_for(lambda: demo_stack.caught_up(bootstrap, "vigil-fraud", topics.CLEAN, starts[topics.CLEAN],
+                                                     clean_end), FRAUD_WAIT_S, "the fraud job", job_ids)
+    alerts = read_avro(bootstrap, topics.ALERTS, starts[topics.ALERTS])
+    incidents = {i.get("incident_id") for i in read_avro(bootstrap, topics.INCIDENTS, starts[topics.INCIDENTS])}
+    print(render_fraud(alerts, labels, len(incidents)), flush=True)
+
+    alerts_end = kafka_io.end_offsets(bootstrap, topics.ALERTS)
+    since = _iso(run_start_ms - 60_000)
+    print(f"\n[6/6] waiting for the analytics job to write this run's windows and alerts to PostgreSQL "
+          f"(at most {ANALYTICS_WAIT_S}s)", flush=True)
+
+    def analytics_done() -> bool:
+        if not (demo_stack.caught_up(bootstrap, "vigil-analytics", topics.CLEAN, starts[topics.CLEAN], clean_end)
+                and demo_stack.caught_up(bootstrap, "vigil-analytics", topics.ALERTS, starts[topics.ALERTS],
+                                         alerts_end)):
+            return False
+        answers = demo_stack.analytics_answers(api_url, key, since)
+        return bool((answers["revenue"].get("totals") or {}).get("orders"))
+
+    demo_stack.wait_for(analytics_done, ANALYTICS_WAIT_S, "the analytics job", job_ids)
+    time.sleep(3)  # the JDBC sink's last flush after the checkpoint the offsets were committed with
+    print(render_analytics(tenant, demo_stack.analytics_answers(api_url, key, since), api_url))
+    print(render_next(api_url, key, tenant, labels_file, demo_stack.flink_cluster.ClusterSettings().rest_url))
+    return 0 if summary.accounted_once and alerts else 1
+
+
+def _submit(flags: dict) -> dict:
+    try:
+        return {"ids": demo_stack.submit_missing(flags)}
+    except Exception as error:
+        return {"error": str(error)}
+
+
+def _start_api(tenant: str) -> tuple[str, str]:
+    """The API in the background, and a new key for `tenant` (the key is shown once, here)."""
+    from vigil.api import server
+    from vigil.api.settings import ApiSettings
+    from vigil.serving import credentials, keys, postgres
+
+    settings = ApiSettings()
+    server.start_background(settings)
+    _, key = keys.create(postgres.dsn(credentials.ADMIN, settings.database), tenant, label="vigil demo")
+    return settings.url, key
