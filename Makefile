@@ -51,7 +51,7 @@ demo: setup
 
 test: setup
 	@echo "==> tests: unit + doctests (no JVM), integration (real Kafka, Flink MiniCluster), e2e (local cluster, failures)"
-	@$(PY) -m pytest tests vigil udfs -m "not drill and not long" --durations=25
+	@$(PY) -m pytest tests vigil udfs -m "not drill and not long" -n 2 --durations=25
 
 drills: setup
 	@echo "==> failure drills: repeated TaskManager kills under live traffic, cancels during Python start-up; long end-to-end runs (vigil backtest)"
