@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed-$(shell cat setup.py requirements.lock | sha1sum | c
 .PHONY: help setup up down status demo test drills test-unit test-integration test-e2e bench cluster-up cluster-down
 
 help:
-	@echo "make demo    set everything up, run the ingest job on a minute of traffic, show results"
-	@echo "make test    unit, integration (real Kafka + Flink) and failure tests"
+	@echo "make demo    set everything up; generator -> ingest -> fraud -> analytics on the local cluster; alerts, analytics, dashboard URL"
+	@echo "make test    unit, integration (real Kafka, Flink, PostgreSQL, Chromium) and failure tests, on two workers"
 	@echo "make drills  longer failure drills (TaskManager kills under the fraud job, Python start cancels) and long end-to-end runs (vigil backtest)"
 	@echo "make setup | up | down | status | cluster-up | cluster-down | bench"
 
