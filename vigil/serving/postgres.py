@@ -20,10 +20,12 @@ Other modules get connection strings from `dsn(role)` and Flink gets `jdbc_url()
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -80,7 +82,39 @@ def home() -> Path:
 
 
 def data_dir() -> Path:
-    return home() / "data"
+    """`<state>/postgres/data`, unless the server's OS user cannot reach it (we are root and the
+    checkout lies in a folder only root may enter, as a mktemp -d folder is): then a folder of its
+    own under /var/lib/vigil named after the state folder, so each checkout keeps its own data."""
+    preferred = home() / "data"
+    owner = _server_user()
+    if owner is None or _reachable_by(preferred.parent, *owner):
+        return preferred
+    key = hashlib.sha256(str(preferred).encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("VIGIL_PG_FALLBACK_ROOT", "/var/lib/vigil/postgres")) / key
+    folder.mkdir(parents=True, exist_ok=True)
+    for level in (folder, *folder.parents):
+        if level == Path("/"):
+            break
+        os.chmod(level, os.stat(level).st_mode | 0o111)   # traversable, not listable, by the server
+    return folder / "data"
+
+
+def _reachable_by(path: Path, uid: int, gid: int) -> bool:
+    """Every folder from / to `path` can be traversed by uid/gid (execute permission)."""
+    for level in (path, *path.parents):
+        try:
+            st = os.stat(level)
+        except OSError:
+            return False
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
 
 
 def _pid_file() -> Path:
@@ -195,7 +229,7 @@ def _initdb(settings: PgSettings, admin_password: str, log=print) -> None:
     log(f"postgres: initdb {data}")
     # initdb reads the password from a file: one only the server's user can read, removed
     # right after (never the command line, which any local user can see in ps).
-    fd, pwfile = tempfile.mkstemp(prefix=".initdb-", dir=home())
+    fd, pwfile = tempfile.mkstemp(prefix=".initdb-", dir=data.parent)
     try:
         with os.fdopen(fd, "w") as out:
             out.write(admin_password + "\n")
