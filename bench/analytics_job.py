@@ -8,14 +8,15 @@ topic as a backlog, unbounded as in production, and samples every second the off
 committed (on each checkpoint, every second here) and the CPU time of its processes. The rate is
 taken between 10 % and 90 % of the events, so start-up is left out, and so is the end of input
 (a bounded run would fire every remaining step of every CUMULATE window at once: ADR 0011).
-Variants (jobs/analytics_config.py):
+Variants (jobs/analytics_config.py), each optionally suffixed `:pN` (parallelism N, one
+MiniCluster) and `:rocksdb` or `:hashmap` (state backend; default the job's, hashmap):
   two_phase  the job as it runs: local-global window aggregation
   one_phase  --agg-phase ONE_PHASE: every row shuffled to its key
   split      two phases and --split-distinct: distinct users counted per key and bucket first
-  heap       two phases, --state-backend hashmap instead of RocksDB
 Prints a table; docs/benchmarks.md ("Analytics job") quotes it.
 
-    .venv/bin/python bench/analytics_job.py [--events 300000] [--rate 2000] [--repeat 1]
+    .venv/bin/python bench/analytics_job.py [--events 150000] [--rate 1000] [--repeat 1]
+        [--variants two_phase,one_phase,two_phase:p2,one_phase:p2,two_phase:rocksdb,split:rocksdb]
 """
 
 from __future__ import annotations
@@ -39,8 +40,21 @@ from vigil.paths import PROJECT_ROOT  # noqa: E402
 from vigil.registry import service as registry_service  # noqa: E402
 from vigil.registry.catalog import RegistrySchemaCatalog  # noqa: E402
 
-VARIANTS = {"two_phase": (), "one_phase": ("--agg-phase", "ONE_PHASE"), "split": ("--split-distinct",),
-            "heap": ("--state-backend", "hashmap")}
+VARIANTS = {"two_phase": (), "one_phase": ("--agg-phase", "ONE_PHASE"), "split": ("--split-distinct",)}
+
+
+def variant_flags(spec: str) -> tuple[str, ...]:
+    """`two_phase:p2:rocksdb` -> the job's flags."""
+    name, *options = spec.split(":")
+    flags = list(VARIANTS[name])
+    for option in options:
+        if option.startswith("p") and option[1:].isdigit():
+            flags += ["--parallelism", option[1:]]
+        elif option in ("rocksdb", "hashmap"):
+            flags += ["--state-backend", option]
+        else:
+            raise SystemExit(f"unknown variant option {option!r} in {spec!r}")
+    return tuple(flags)
 KINDS = (["page_view"] * 45 + ["search"] * 8 + ["add_to_cart"] * 14 + ["checkout"] * 8 + ["payment_attempt"] * 8
          + ["payment_result"] * 8 + ["refund"] * 2 + ["chargeback"] * 1 + ["login"] * 6)
 
@@ -197,13 +211,13 @@ def row_counts(database: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--rate", type=float, default=2_000.0, help="events per second of event time")
+    p.add_argument("--events", type=int, default=150_000)
+    p.add_argument("--rate", type=float, default=1_000.0, help="events per second of event time")
     p.add_argument("--tenants", type=int, default=50)
     p.add_argument("--merchants", type=int, default=5_000)
     p.add_argument("--users", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--variants", default="two_phase,one_phase,split")
+    p.add_argument("--variants", default="two_phase,one_phase,two_phase:p2,one_phase:p2,two_phase:rocksdb,split:rocksdb")
     p.add_argument("--limit-s", type=float, default=420.0, help="stop a run after this long")
     a = p.parse_args(argv)
     from vigil.serving import postgres, provision
@@ -229,17 +243,17 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(tenant_of)} tenants, {len(per_merchant):,} merchants; busiest merchant "
           f"{max(per_merchant.values()) / count:.1%}, busiest tenant {max(map(sum, tenant_of.values())) / count:.1%} "
           f"of events; written in {time.monotonic() - started:.0f} s", flush=True)
-    print(f"{'variant':<10} {'run':>3} {'events/s':>9} {'CPU ms/1k ev':>12} {'events done':>11} {'first commit s':>14}",
+    print(f"{'variant':<18} {'run':>3} {'events/s':>9} {'CPU ms/1k ev':>12} {'events done':>11} {'first commit s':>14}",
           flush=True)
     results: dict[str, list[float]] = {}
     for repeat in range(a.repeat):
         for variant in a.variants.split(","):
             with provision.scratch_database("vigil_bench_analytics") as database:
-                r = run_job({**names, "bootstrap": bootstrap}, database, VARIANTS[variant], count, a.limit_s)
+                r = run_job({**names, "bootstrap": bootstrap}, database, variant_flags(variant), count, a.limit_s)
                 if repeat == 0 and variant == a.variants.split(",")[0]:
                     counts = row_counts(database)
             results.setdefault(variant, []).append(r["events_per_s"])
-            print(f"{variant:<10} {repeat + 1:>3} {r['events_per_s']:>9,.0f} {r['cpu_ms_per_1k']:>12.0f} "
+            print(f"{variant:<18} {repeat + 1:>3} {r['events_per_s']:>9,.0f} {r['cpu_ms_per_1k']:>12.0f} "
                   f"{r['done']:>11,} {r['first_commit_s']:>14.0f}   rows emitted: "
                   + ", ".join(f"{t} {n:,}" for t, n in sorted(r["emitted"].items())), flush=True)
     print("rows in PostgreSQL after the first run: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
