@@ -126,9 +126,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api(database: str, workers: int, pool: int, port: int) -> subprocess.Popen:
-    env = {**os.environ, "VIGIL_API_DATABASE": database, "VIGIL_API_POOL_MAX": str(pool), "VIGIL_API_PORT": str(port)}
-    cmd = [sys.executable, "-m", "uvicorn", "vigil.api.app:create_app", "--factory", "--host", "127.0.0.1",
+def app_with_async_parameter_check():
+    """--app async-check: the API with its app-wide parameter check (`_declared_only`, a plain
+    `def`, which FastAPI runs in its thread pool on every request) as a coroutine, to measure
+    what that thread hand-off costs. Nothing else differs."""
+    from fastapi import Request
+
+    import vigil.api.app as api_app
+
+    check = api_app._declared_only
+
+    async def declared_only(request):
+        check(request)
+
+    # The class itself, not the string `from __future__ import annotations` would leave: FastAPI
+    # must see a Request parameter (an unannotated one would be read as a query parameter).
+    declared_only.__annotations__ = {"request": Request}
+    api_app._declared_only = declared_only
+    return api_app.create_app()
+
+
+APPS = {"current": "vigil.api.app:create_app", "async-check": "analytics_queries:app_with_async_parameter_check"}
+
+
+def start_api(database: str, workers: int, pool: int, port: int, app: str = "current") -> subprocess.Popen:
+    env = {**os.environ, "VIGIL_API_DATABASE": database, "VIGIL_API_POOL_MAX": str(pool), "VIGIL_API_PORT": str(port),
+           "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(Path(__file__).resolve().parent)])}
+    cmd = [sys.executable, "-m", "uvicorn", APPS[app], "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
            "--no-server-header"]
     logfile = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"vigil-bench-api-{port}.log", "w")
@@ -607,6 +631,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--pool", type=int, default=16, help="PostgreSQL connections per worker at most")
     parser.add_argument("--only", help="only queries whose label contains this text")
+    parser.add_argument("--app", choices=sorted(APPS), default="current",
+                        help="the API as it is, or a variant measured against it (see app_with_async_parameter_check)")
     parser.add_argument("--markdown", help="also write the report to this file")
     parser.add_argument("--skip-queries", action="store_true", help="only the freshness part")
     parser.add_argument("--freshness", action="store_true", help="also measure freshness (starts the pipeline)")
@@ -636,7 +662,7 @@ def queries_under_load(args) -> list[str]:
     end, per_day = prepare_data(args)
     chosen, data = tenants(args, end)
     port = free_port()
-    api = start_api(args.database, args.workers, args.pool, port)
+    api = start_api(args.database, args.workers, args.pool, port, args.app)
     out: list[str] = []
     try:
         load_before = os.getloadavg()
@@ -669,7 +695,7 @@ def queries_under_load(args) -> list[str]:
                                                                "quality_minute", "products_hour", "products_day",
                                                                "fraud_alerts", "fraud_incidents", "entity_features")))
     out.append(f"Tenants: largest {chosen[0].tenant_id}, median {chosen[1].tenant_id}.")
-    out.append(f"Server: uvicorn {args.workers} worker process(es) (vigil.api.app:create_app), a pool of at most"
+    out.append(f"Server: uvicorn {args.workers} worker process(es) ({APPS[args.app]}), a pool of at most"
                f" {args.pool} PostgreSQL connections each, no access log; PostgreSQL 15 as `vigil infra up` runs it."
                f" Clients: {args.clients}, closed loop (no think time), keep-alive HTTP/1.1, {args.seconds:g} s measured"
                f" per query and tenant after {args.warmup:g} s of warm-up; every answer 200 unless errors are shown.\n")
