@@ -6,7 +6,7 @@ Data: the serving rows of bench/serving_explain.py (its generator: 50 tenants, 1
 merchants, --events-per-day, 20M by default: minute rows of a day, hour rows of 14 days, day rows
 of 180 days, fraud and feature rows), in the database --database (vigil_bench_serving). With
 --reuse an existing one is kept (e.g. the one serving_explain.py left); otherwise it is made
-afresh (about 10 minutes on 2 cores). The queries' ranges end at the data's generation time, as
+afresh (4-11 minutes on 2 cores, with the machine's load). The queries' ranges end at the data's generation time, as
 serving_explain.py's do (a dashboard's "last hour", "today", "last 30 days").
 
 The API: started by this benchmark as `uvicorn vigil.api.app:create_app --factory` with
@@ -21,11 +21,11 @@ the database it measures, and a bare request/response loop takes the least. Late
 writing the request to reading the last byte of the answer. Every answer must be 200.
 
     .venv/bin/python bench/analytics_queries.py [--reuse] [--clients 32] [--seconds 6]
-        [--workers 2] [--pool 16] [--markdown FILE]
+        [--workers 2] [--pool 16] [--only TEXT] [--app current|async-check] [--markdown FILE]
 
 Freshness, with --freshness: event appended to events.raw -> counted in the running window in
 the API, while the pipeline runs at --rate events/s. The benchmark sets the pipeline up on fresh
-topics (<prefix>.events.raw, .clean, .dlq and empty fraud topics) and a fresh serving database:
+topics (<prefix>.raw, .clean, .dlq and empty fraud topics) and a fresh serving database:
 the ingest job and the analytics job each as `vigil run <job>` (a local MiniCluster process
 each, not the shared standalone cluster, which tests kill TaskManagers of), `vigil generate` at
 --rate into the raw topic, the API on the fresh database. Once the analytics job writes rows and
@@ -36,7 +36,11 @@ first API answer (GET /v1/revenue?grain=minute&merchant_id=<marker's>, polled ev
 --poll-ms) that counts its order. Everything started is stopped at the end, by pid.
 
     .venv/bin/python bench/analytics_queries.py --freshness [--rate 2000] [--markers 60]
-        [--skip-queries]
+        [--skip-queries] [--ingest-arg=--checkpoint-interval-ms=1000] [--analytics-arg=--minute-step-s=1]
+
+Other sessions' test runs start and stop the shared local stack: run this on a stack of its own
+(VIGIL_STATE and the VIGIL_*_PORT variables, then `vigil infra up`; docs/benchmarks.md has the
+commands).
 """
 
 from __future__ import annotations
