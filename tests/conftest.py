@@ -66,3 +66,13 @@ def postgres(postgres_server) -> str:
 
     with provision.scratch_database("vigil_test", postgres_server) as name:
         yield name
+
+
+@pytest.fixture
+def own_database(postgres_server) -> str:
+    """A fresh serving database for one test alone, for tests that compare every row of a table
+    (the session's `postgres` database holds other tests' rows)."""
+    from vigil.serving import provision
+
+    with provision.scratch_database("vigil_own", postgres_server) as name:
+        yield name

@@ -1,7 +1,8 @@
 """Flink SQL for analysts on the local cluster: an ad hoc streaming SELECT on events_clean through
 the SQL Gateway's REST API returns the events written, with the catalog loaded by the session;
-`vigil sql -f FILE` submits a file as one detached job (the SQL client), and the job, stopped with
-a savepoint, resumes from it when the same file is submitted again (its operator uids match)."""
+`vigil sql -f FILE` submits a file as one detached job (the SQL client); and (make drills: two
+more client runs) the job, stopped with a savepoint, resumes from it when the same file is
+submitted again (its operator uids match)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_ad_hoc_streaming_select_through_the_gateway(gateway, kafka, schema_regi
     assert sorted(map(tuple, rows)) == sorted((e["event_id"], e["tenant_id"], e["event_type"]) for e in events)
 
 
-def test_sql_file_runs_as_a_job_and_resumes_from_its_savepoint(flink, kafka, schema_registry, tmp_path):
+def _window_job_file(kafka, schema_registry, tmp_path):
+    """A SQL file counting a fresh topic's events per tenant and minute into a blackhole table."""
     names = analytics_topics(kafka)
     write_events(kafka, schema_registry, names["clean"],
                  shop_events(seed=6, start_ms=int(time.time() * 1000) - 60_000, count=100, span_ms=50_000))
@@ -56,13 +58,27 @@ SELECT tenant_id, window_start, COUNT(*)
 FROM TABLE(TUMBLE(TABLE test_events, DESCRIPTOR(row_time), INTERVAL '1' MINUTE))
 GROUP BY tenant_id, window_start, window_end;
 """)
-    job_name = f"test-sql-{names['prefix']}"
+    return sql, f"test-sql-{names['prefix']}"
+
+
+def test_sql_file_runs_as_a_detached_job_with_explicit_uids(flink, kafka, schema_registry, tmp_path):
+    sql, job_name = _window_job_file(kafka, schema_registry, tmp_path)
+    job_id = _vigil_sql(sql, "--job-name", job_name)    # returns once submitted
+    try:
+        _wait_running(job_id)
+        assert flink_cluster.job(job_id)["name"] == job_name
+        assert any("Window" in name for name in _operator_names(job_id)), _operator_names(job_id)
+    finally:
+        flink_cluster.cancel(job_id)
+
+
+@pytest.mark.long
+def test_sql_file_job_resumes_from_its_savepoint(flink, kafka, schema_registry, tmp_path):
+    sql, job_name = _window_job_file(kafka, schema_registry, tmp_path)
     first = _vigil_sql(sql, "--job-name", job_name)
     savepoint = None
     try:
         _wait_running(first)
-        uids = _operator_names(first)
-        assert any("Window" in name for name in uids), uids
         savepoint = _stop_with_savepoint(first)
         second = _vigil_sql(sql, "--job-name", job_name, "--savepoint", savepoint)
         _wait_running(second)

@@ -22,12 +22,12 @@ EVENTS = 6000
 SPAN_MS = 36_000          # ~170 events/s of live traffic
 
 
-def test_aggregates_equal_a_recomputation_after_a_taskmanager_kill(flink, kafka, schema_registry, postgres):
+def test_aggregates_equal_a_recomputation_after_a_taskmanager_kill(flink, kafka, schema_registry, own_database):
     began = time.monotonic()
     names = analytics_topics(kafka)
     job_id = flink_cluster.submit_python_job(
         PROJECT_ROOT / "jobs" / "analytics.py",
-        analytics_args(names, postgres, "--recipe", "sales", "--recipe", "quality"))
+        analytics_args(names, own_database, "--recipe", "sales", "--recipe", "quality"))
     try:
         flink_cluster.wait_for_checkpoints(job_id, 0, timeout_s=120)
         print(f"{time.monotonic() - began:.0f}s: job {job_id} checkpointing")
@@ -56,7 +56,7 @@ def test_aggregates_equal_a_recomputation_after_a_taskmanager_kill(flink, kafka,
         not_tail = f"tenant_id <> '{TAIL_TENANT}'"
 
         def compare(grain: str) -> list[str]:
-            written = read_table(postgres, f"sales_{grain}", KEYS["sales"], not_tail)
+            written = read_table(own_database, f"sales_{grain}", KEYS["sales"], not_tail)
             problems = differences(expected[grain], written, ignore=("window_end",))
             for key, row in written.items():
                 last = max((e["event_time"] for e in events if _in(e, key, grain)), default=None)
@@ -71,7 +71,7 @@ def test_aggregates_equal_a_recomputation_after_a_taskmanager_kill(flink, kafka,
                 assert not compare(grain), grain
         print(f"{time.monotonic() - began:.0f}s: every row equal")
         assert flink_cluster.checkpoint_counts(job_id)["restored"] >= 1
-        assert read_table(postgres, "quality_minute", KEYS["quality"], not_tail) == {}   # nothing refused as late
+        assert read_table(own_database, "quality_minute", KEYS["quality"], not_tail) == {}   # nothing refused as late
     finally:
         flink_cluster.cancel(job_id)
 

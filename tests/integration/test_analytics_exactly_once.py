@@ -26,7 +26,7 @@ def _naive(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).replace(tzinfo=None)
 
 
-def test_every_aggregate_equals_a_batch_recomputation(kafka, schema_registry, postgres):
+def test_every_aggregate_equals_a_batch_recomputation(kafka, schema_registry, own_database):
     names = analytics_topics(kafka)
     events = shop_events(seed=13, start_ms=START, count=EVENTS, span_ms=16 * 60_000)
     write_events(kafka, schema_registry, names["clean"], arrival_order(events, seed=13, max_disorder_ms=3000),
@@ -45,15 +45,15 @@ def test_every_aggregate_equals_a_batch_recomputation(kafka, schema_registry, po
     write_avro(kafka, schema_registry, names["features"], columns["feature_table_columns"],
                [(f["record_key"], f) for f in features])
 
-    result = subprocess.run(analytics_command(names, postgres, "--bounded"), cwd=PROJECT_ROOT,
+    result = subprocess.run(analytics_command(names, own_database, "--bounded"), cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     for grain in ("minute", "hour", "day"):
-        written = read_table(postgres, f"sales_{grain}", KEYS["sales"])
+        written = read_table(own_database, f"sales_{grain}", KEYS["sales"])
         assert not differences(expected_sales(events, grain), written), differences(expected_sales(events, grain), written)
     for grain in ("hour", "day"):
-        written = read_table(postgres, f"products_{grain}", KEYS["products"])
+        written = read_table(own_database, f"products_{grain}", KEYS["products"])
         assert not differences(expected_products(events, grain), written)
 
     garbage_values = {b"not an avro record %d" % i for i in range(GARBAGE)}
@@ -63,10 +63,10 @@ def test_every_aggregate_equals_a_batch_recomputation(kafka, schema_registry, po
                      for at in appended_times(kafka, names["clean"], garbage_values)])
     assert len(rejections) == len(letters) + len(dlq_garbage_at) + GARBAGE
     for grain in ("minute", "hour", "day"):
-        written = read_table(postgres, f"quality_{grain}", KEYS["quality"])
+        written = read_table(own_database, f"quality_{grain}", KEYS["quality"])
         assert not differences(expected_quality(rejections, grain), written)
 
-    _assert_mirrors(postgres, alerts, incidents, features)
+    _assert_mirrors(own_database, alerts, incidents, features)
 
 
 def _fraud_outputs() -> tuple[list[dict], list[dict], list[dict]]:
