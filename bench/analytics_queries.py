@@ -21,7 +21,8 @@ the database it measures, and a bare request/response loop takes the least. Late
 writing the request to reading the last byte of the answer. Every answer must be 200.
 
     .venv/bin/python bench/analytics_queries.py [--reuse] [--clients 32] [--seconds 6]
-        [--workers 2] [--pool 16] [--only TEXT] [--app current|async-check] [--markdown FILE]
+        [--workers 2] [--pool 16] [--think-ms 0] [--pure-python] [--only TEXT]
+        [--app current|async-check] [--markdown FILE]
 
 Freshness, with --freshness: event appended to events.raw -> counted in the running window in
 the API, while the pipeline runs at --rate events/s. The benchmark sets the pipeline up on fresh
@@ -48,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -153,12 +155,15 @@ def app_with_async_parameter_check():
 APPS = {"current": "vigil.api.app:create_app", "async-check": "analytics_queries:app_with_async_parameter_check"}
 
 
-def start_api(database: str, workers: int, pool: int, port: int, app: str = "current") -> subprocess.Popen:
+def start_api(database: str, workers: int, pool: int, port: int, app: str = "current",
+              pure_python: bool = False) -> subprocess.Popen:
     env = {**os.environ, "VIGIL_API_DATABASE": database, "VIGIL_API_POOL_MAX": str(pool), "VIGIL_API_PORT": str(port),
            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(Path(__file__).resolve().parent)])}
     cmd = [sys.executable, "-m", "uvicorn", APPS[app], "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
            "--no-server-header"]
+    if pure_python:     # what uvicorn falls back to without uvloop and httptools (the A/B of their effect)
+        cmd += ["--loop", "asyncio", "--http", "h11"]
     logfile = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"vigil-bench-api-{port}.log", "w")
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=logfile, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -263,10 +268,12 @@ class Phase:
 
 
 async def run_phase(port: int, key: str, requests: list[tuple[str, str]], clients: int, seconds: float,
-                    warmup: float, api_pid: int) -> Phase:
+                    warmup: float, api_pid: int, think_ms: float = 0.0) -> Phase:
     """`clients` closed-loop clients for warmup + seconds; each walks `requests` round robin from
     its own offset (so a mixed phase has every query in flight at once). Only answers that start
-    and end inside the measured interval count."""
+    and end inside the measured interval count. With think_ms, a client waits 0.5-1.5x that
+    long after each answer (people at dashboards, not a saturating loop)."""
+    rng = random.Random(clients)
     latencies: dict[str, list[float]] = {label: [] for label, _ in requests}
     errors: dict[str, int] = {label: 0 for label, _ in requests}
     start = time.perf_counter()
@@ -289,6 +296,8 @@ async def run_phase(port: int, key: str, requests: list[tuple[str, str]], client
                     latencies[label].append((done - sent) * 1000)
                     if status != 200:
                         errors[label] += 1
+                if think_ms:
+                    await asyncio.sleep(think_ms / 1000 * rng.uniform(0.5, 1.5))
         finally:
             conn.close()
 
@@ -634,6 +643,10 @@ def main() -> int:
     parser.add_argument("--mixed-seconds", type=float, default=15.0, help="measured seconds of the mixed phase")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--pool", type=int, default=16, help="PostgreSQL connections per worker at most")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="each client waits 0.5-1.5x this after each answer (default 0: saturating)")
+    parser.add_argument("--pure-python", action="store_true",
+                        help="uvicorn without uvloop and httptools (--loop asyncio --http h11), to compare")
     parser.add_argument("--only", help="only queries whose label contains this text")
     parser.add_argument("--app", choices=sorted(APPS), default="current",
                         help="the API as it is, or a variant measured against it (see app_with_async_parameter_check)")
@@ -666,7 +679,7 @@ def queries_under_load(args) -> list[str]:
     end, per_day = prepare_data(args)
     chosen, data = tenants(args, end)
     port = free_port()
-    api = start_api(args.database, args.workers, args.pool, port, args.app)
+    api = start_api(args.database, args.workers, args.pool, port, args.app, args.pure_python)
     out: list[str] = []
     try:
         load_before = os.getloadavg()
@@ -678,7 +691,7 @@ def queries_under_load(args) -> list[str]:
                 if label not in labels:
                     continue
                 phase = asyncio.run(run_phase(port, tenant.key, [(label, path)], args.clients, args.seconds,
-                                              args.warmup, api.pid))
+                                              args.warmup, api.pid, args.think_ms))
                 results[(tenant.name, label)] = phase
                 lat = phase.latencies[label]
                 log(f"{tenant.name} {label}: {len(lat) / phase.seconds:,.0f} q/s, p50 {percentile(lat, 0.5):.1f}"
@@ -686,7 +699,8 @@ def queries_under_load(args) -> list[str]:
         mixed = {}
         for tenant in chosen:
             mixed[tenant.name] = asyncio.run(run_phase(port, tenant.key, [r for r in tenant.requests if r[0] in labels],
-                                                       args.clients, args.mixed_seconds, args.warmup, api.pid))
+                                                       args.clients, args.mixed_seconds, args.warmup, api.pid,
+                                                       args.think_ms))
             log(f"{tenant.name} mixed: {sum(map(len, mixed[tenant.name].latencies.values())) / args.mixed_seconds:,.0f} q/s")
         load_after = os.getloadavg()
     finally:
@@ -701,7 +715,7 @@ def queries_under_load(args) -> list[str]:
     out.append(f"Tenants: largest {chosen[0].tenant_id}, median {chosen[1].tenant_id}.")
     out.append(f"Server: uvicorn {args.workers} worker process(es) ({APPS[args.app]}), a pool of at most"
                f" {args.pool} PostgreSQL connections each, no access log; PostgreSQL 15 as `vigil infra up` runs it."
-               f" Clients: {args.clients}, closed loop (no think time), keep-alive HTTP/1.1, {args.seconds:g} s measured"
+               f" Clients: {args.clients}, closed loop ({f'{args.think_ms:g} ms' if args.think_ms else 'no'} think time), keep-alive HTTP/1.1, {args.seconds:g} s measured"
                f" per query and tenant after {args.warmup:g} s of warm-up; every answer 200 unless errors are shown.\n")
     out.append("| query | rows (largest) | q/s largest | p50 | p95 | p99 largest | q/s median | p50 | p95 | p99 median |"
                " API CPU ms/query |")

@@ -5,6 +5,7 @@ Only the process recorded in the pid file is ever stopped.
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -31,9 +32,18 @@ def run(settings: ApiSettings, access_log: bool = False) -> None:
 
     from vigil.api.app import create_app
 
-    # One process, one event loop: the work is in PostgreSQL; the pool bounds the connections.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=access_log,
-                log_level="info", server_header=False, proxy_headers=False)
+    # One event loop per worker process; the pool bounds each worker's connections. uvicorn
+    # picks uvloop and httptools (in the lock): less API CPU per request (docs/benchmarks.md,
+    # "Analytics API under load"). Workers are separate processes that build the app from the
+    # environment, so the settings travel there.
+    options = dict(host=settings.host, port=settings.port, access_log=access_log, log_level="info",
+                   server_header=False, proxy_headers=False)
+    if settings.workers <= 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    os.environ.update(VIGIL_API_DATABASE=settings.database, VIGIL_API_POOL_MAX=str(settings.pool_max),
+                      VIGIL_API_PORT=str(settings.port))
+    uvicorn.run("vigil.api.app:create_app", factory=True, workers=settings.workers, **options)
 
 
 def answering(settings: ApiSettings) -> bool:
@@ -58,7 +68,8 @@ def start_background(settings: ApiSettings, log=print, timeout: float = 30) -> N
     if procs.port_open(settings.host, settings.port):
         raise RuntimeError(f"port {settings.port} is taken by a process this project did not start;"
                            " set VIGIL_API_PORT to use another port")
-    cmd = [sys.executable, "-m", "vigil.cli", "api", "--port", str(settings.port), "--database", settings.database]
+    cmd = [sys.executable, "-m", "vigil.cli", "api", "--port", str(settings.port), "--database", settings.database,
+           "--workers", str(settings.workers)]
     pid = procs.spawn(cmd, log_file(), _pid_file())
 
     def ready() -> bool:

@@ -6,7 +6,7 @@
   vigil serving retention [--set TABLE=DAYS ...]     create/drop partitions now; change a retention
   vigil serving migrate                              apply pending migrations (infra up does it too)
   vigil serving psql [--role api|writer|admin]       psql on the serving database
-  vigil api [--port] [--background|--stop|--status] the HTTP API on 127.0.0.1
+  vigil api [--port] [--workers N] [--background|--stop|--status]  the HTTP API on 127.0.0.1
 
 Every command takes --database (default vigil). Exit codes: 0 done, 1 refused (unknown key,
 bad value: one line says why), 3 PostgreSQL not reachable (`vigil infra up` starts it).
@@ -113,7 +113,7 @@ def cmd_api(args) -> int:
     from vigil.api import server
     from vigil.api.settings import ApiSettings
 
-    settings = ApiSettings(port=args.port, database=args.database)
+    settings = ApiSettings(port=args.port, database=args.database, workers=args.workers)
     if not (args.stop or args.status):
         try:
             settings.conninfo()
@@ -166,6 +166,8 @@ def add_parsers(sub) -> None:
     a.add_argument("--port", type=int, default=defaults["port"].default_factory(),
                    help="port (VIGIL_API_PORT, default 8090)")
     a.add_argument("--database", default=defaults["database"].default_factory())
+    a.add_argument("--workers", type=int, default=defaults["workers"].default_factory(),
+                   help="worker processes (VIGIL_API_WORKERS, default 1)")
     a.add_argument("--access-log", action="store_true", help="log every request")
     mode = a.add_mutually_exclusive_group()
     mode.add_argument("--background", action="store_true", help="start it in the background (pid file)")
