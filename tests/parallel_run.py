@@ -10,14 +10,27 @@ two workers overlap it on a 2-core machine. What must hold for that:
   workers, and stopped at the end only if it started them: a worker's session fixtures then find
   them running and never stop them under the other worker.
 - Hypothesis has no per-example deadline: a busy neighbour makes an example slow, not wrong.
+- The tests' Flink cluster is their own (folder <state>/flink-tests, REST port 18181): a cluster
+  the user runs (`make demo` leaves one with its three jobs in every slot) is neither used, nor
+  waited on for slots, nor have its TaskManagers killed. Set the variables to override.
 Without -n, nothing here changes how pytest runs, except the deadline.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hypothesis import settings
+
+from vigil.paths import state_dir
+
+# Before any vigil module reads them (ClusterSettings' defaults are read at import); xdist's
+# workers inherit them from the controller.
+os.environ.setdefault("VIGIL_FLINK_STATE", str(state_dir() / "flink-tests"))
+os.environ.setdefault("VIGIL_FLINK_REST_PORT", "18181")
+os.environ.setdefault("VIGIL_FLINK_RPC_PORT", "16223")
+os.environ.setdefault("VIGIL_SQL_GATEWAY_PORT", "18183")
 
 settings.register_profile("vigil", deadline=None)
 settings.load_profile("vigil")

@@ -46,6 +46,13 @@ def flink_home() -> Path:
 
 
 def home() -> Path:
+    """The cluster's folder (config, logs, pids, checkpoints): <state>/flink, or
+    VIGIL_FLINK_STATE (the test suite's own cluster, beside a user's)."""
+    own = os.environ.get("VIGIL_FLINK_STATE")
+    if own:
+        path = Path(own)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     return sub(state_dir(), "flink")
 
 
