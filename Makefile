@@ -41,10 +41,10 @@ cluster-down:
 
 down:
 	@echo "==> stopping local services started by this project"
-	@test -x $(VIGIL) && { $(VIGIL) cluster down; $(VIGIL) infra down; } || echo "nothing to stop (no virtualenv)"
+	@test -x $(VIGIL) && { $(VIGIL) ops down; $(VIGIL) cluster down; $(VIGIL) infra down; } || echo "nothing to stop (no virtualenv)"
 
 status:
-	@$(VIGIL) infra status; $(VIGIL) cluster status
+	@$(VIGIL) infra status; $(VIGIL) cluster status; $(VIGIL) ops status
 
 demo: setup
 	@$(VIGIL) demo

@@ -4,7 +4,8 @@
                                           schema registry on 127.0.0.1:8085, PostgreSQL
                                           (analytics serving) on 127.0.0.1:5433
   vigil serving keys|retention|migrate|psql  the analytics database (see vigil/serving/cli.py)
-  vigil api [--background|--stop|--status]   the analytics HTTP API on 127.0.0.1:8090
+  vigil api [--workers N] [--background|--stop|--status]  the analytics HTTP API on 127.0.0.1:8090
+  vigil ops up|down|status|alerts         Prometheus, Alertmanager, probes on 127.0.0.1 (vigil/ops_stack.py)
   vigil schema list|register|check|config the schema registry (see vigil/schema_cli.py)
   vigil rules defaults|set|show           fraud rules per tenant (see vigil/rules_cli.py)
   vigil backtest --candidate-rules FILE   replay a recorded range with candidate rules or models
@@ -28,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import backtest, flink_cluster, kafka_broker, rules_cli, schema_cli, sql_cli, topics
+from vigil import backtest, flink_cluster, kafka_broker, ops_stack, rules_cli, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
     serving_cli.add_parsers(sub)
     sql_cli.add_parser(sub)
+    ops_stack.add_parser(sub)
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
