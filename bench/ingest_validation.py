@@ -75,7 +75,7 @@ def main() -> None:
         except serde.DecodeError:
             pass
 
-    udf = ValidateEvent(rules, 200, None, "event-v2.avsc")
+    udf = ValidateEvent(rules, None, "event-v2.avsc")
     udf.open(_FunctionContext())
     print(f"{args.events:,} generated records (2 % bad), code of {args.tree}, Python {sys.version.split()[0]}")
     print(f"decode     {_per_record_us(decode, records, args.repeat):5.1f} us/record")

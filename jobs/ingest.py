@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 if __package__ in (None, ""):  # `flink run -py jobs/ingest.py` runs this file as a script
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfs.ingest_udfs import count_rejection_udf, validate_event_udf  # noqa: E402
+from udfs.ingest_udfs import validate_event_udf  # noqa: E402
 from udfs.validation import ValidationRules  # noqa: E402
 from vigil import sql_files, topics  # noqa: E402
 from vigil.kafka_broker import BrokerSettings  # noqa: E402
@@ -122,10 +122,13 @@ def build_pipeline(t_env, config: IngestConfig):
     """Register the UDFs and views over `raw_events`; return the statement set writing
     `clean_events` and `dlq_events` (tables the caller has created)."""
     t_env.create_temporary_system_function(
-        "validate_event", validate_event_udf(config.rules, config.tenant_label_capacity,
-                                             config.schema_registry_url, config.reader_schema))
-    t_env.create_temporary_system_function(
-        "count_rejection", count_rejection_udf(config.tenant_label_capacity))
+        "validate_event", validate_event_udf(config.rules, config.schema_registry_url, config.reader_schema))
+    # Per-tenant counters in Java: metrics registered from Python table functions are not
+    # reported in thread mode (java/vigil-formats TenantCounters).
+    t_env.get_config().set("pipeline.global-job-parameters",
+                           f"vigil.tenant-label-capacity:{config.tenant_label_capacity}")
+    t_env.create_java_temporary_system_function("count_verdict", "vigil.flink.functions.CountVerdict")
+    t_env.create_java_temporary_system_function("count_rejection", "vigil.flink.functions.CountRejection")
     statements = sql_files.render("queries/ingest_routing.sql", raw_topic=config.raw_topic,
                                   job_name=JOB_NAME)
     statement_set = t_env.create_statement_set()

@@ -1,6 +1,7 @@
 -- Routing of the ingest job: validation verdicts -> late check -> de-duplication -> clean | dlq.
--- Inputs: raw_events (sql/ddl/ingest_tables.sql) and the Python UDFs validate_event and
--- count_rejection (udfs/ingest_udfs.py; it counts the reasons decided here in SQL).
+-- Inputs: raw_events (sql/ddl/ingest_tables.sql), the Python UDF validate_event
+-- (udfs/ingest_udfs.py) and the Java counters count_verdict and count_rejection
+-- (java/vigil-formats, TenantCounters: per-tenant metrics for the data-quality alert).
 -- Every input row leaves through exactly one of the two INSERTs below (clean or dlq), which the integration test checks id by id.
 --
 -- State: one COUNT per (tenant_id, event_id) in the OVER aggregation, expired after
@@ -11,7 +12,8 @@
 
 CREATE TEMPORARY VIEW verdicts AS
 SELECT record_key, payload, kafka_partition, kafka_offset, kafka_ts, proc_time,
-       v.reason, v.detail, v.payload_size, v.event_id, v.event_time_ms, v.tenant_id, v.merchant_id, v.user_id,
+       count_verdict(v.reason, CASE WHEN v.reason = 'invalid_identifier' THEN NULL ELSE v.tenant_id END) AS reason,
+       v.detail, v.payload_size, v.event_id, v.event_time_ms, v.tenant_id, v.merchant_id, v.user_id,
        v.session_id, v.device_id, v.ip, v.card_fingerprint, v.event_type, v.status, v.amount,
        v.currency, v.country, v.latitude, v.longitude, v.product_id, v.category, v.schema_version,
        v.payment_method, v.loyalty_tier

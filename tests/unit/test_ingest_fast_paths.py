@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from tests.scenarios import NOW_MS, event, wire
 from udfs import validation
-from udfs.ingest_udfs import _TenantCounters
 from udfs.validation import ValidationRules, validate
 from vigil import avro_codec
 
@@ -70,44 +69,3 @@ def test_the_generated_decoder_reads_non_minimal_varints_and_refuses_bad_branche
         except (ValueError, IndexError):
             continue
         raise AssertionError(corrupt)
-
-
-class _Counter:
-    def __init__(self):
-        self.count = 0
-
-    def inc(self, n: int = 1):
-        self.count += n
-
-
-class _Group:
-    def __init__(self):
-        self.counters = {}
-
-    def add_group(self, *_):
-        return self
-
-    def counter(self, name):
-        return self.counters.setdefault(name, _Counter())
-
-
-class _Context:
-    def __init__(self):
-        self.group = _Group()
-
-    def get_metric_group(self):
-        return self.group
-
-
-def test_records_are_counted_in_batches_and_nothing_is_lost_on_close():
-    context = _Context()
-    counters = _TenantCounters(context, capacity=10)
-    counters._flush_at = float("inf")  # only the count-based flush in this test
-    for _ in range(_TenantCounters.FLUSH_EVERY - 1):
-        counters.count_record("t1")
-    assert "vigil_ingest_records" not in context.group.counters
-    counters.count_record("t1")
-    assert context.group.counters["vigil_ingest_records"].count == _TenantCounters.FLUSH_EVERY
-    counters.count_record("t2")
-    counters.flush()  # what the UDF's close() does
-    assert context.group.counters["vigil_ingest_records"].count == _TenantCounters.FLUSH_EVERY + 1
