@@ -17,6 +17,10 @@
   vigil run ingest [job flags]            run a job locally (MiniCluster, this process);
                                           jobs: ingest, fraud_detection, analytics
   vigil submit ingest [job flags]         submit a job to the local cluster (flink run -py)
+  vigil jobs [--json]                     jobs on the cluster, last checkpoint and savepoint
+  vigil savepoint JOB | stop JOB --savepoint   take a savepoint (or stop with one), catalogued
+  vigil savepoints [--keep N]             the savepoint catalog (commit, plan fingerprint, size)
+  vigil restore JOB --from PATH|--latest [job flags]  flink run -s (see vigil/savepoint_ops.py)
   vigil demo [--duration --rate]          the README's first command, end to end
 """
 
@@ -29,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import backtest, flink_cluster, kafka_broker, ops_stack, rules_cli, schema_cli, sql_cli, topics
+from vigil import backtest, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     serving_cli.add_parsers(sub)
     sql_cli.add_parser(sub)
     ops_stack.add_parser(sub)
+    savepoint_ops.add_parser(sub)
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
