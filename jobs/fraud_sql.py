@@ -215,7 +215,8 @@ def fast_decisions_sql(scorer: str = "river") -> str:
     """The low-latency path: payments scored on arrival (udfs/fast_path.py); `error` is set
     instead of a decision when the scorer failed on the payment. With the JVM baseline scorer,
     the same fixed weights as its exact path, in SQL."""
-    decision = "fast_decision(tenant_id, features)"
+    # The append time too: the UDF counts each decision's latency (vigil_decision_latency_ms_bucket).
+    decision = f"fast_decision(tenant_id, features, {epoch_ms_sql('CAST(appended_at AS TIMESTAMP(3))')})"
     if scorer == "jvm":
         decision = (f"CAST(ROW({_JVM_RISK}, ARRAY['fixed_weights'], CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), "
                     f"CAST(0 AS BIGINT), {now_ms_sql()}, CAST(NULL AS STRING)) AS ROW<score DOUBLE, "

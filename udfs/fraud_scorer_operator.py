@@ -3,7 +3,10 @@ KeyedProcessFunction keyed by tenant_id (exact path), udfs/fast_path.FastScorer 
 function (low-latency path).
 
 Kept apart so the decision logic is tested without a JVM; everything here is Flink plumbing:
-state handles, event-time timers, metrics. Both are guarded (udfs/guard.py): an exception while
+state handles, event-time timers, metrics. Metrics: payments_scored, alerts_decided,
+incident_updates, labels_joined, labels_unmatched, vigil_fraud_alerts{pattern} (risk scorer),
+vigil_decision_latency_ms_bucket{path, le_ms} (both; udfs/decision_metrics.py),
+vigil_internal_errors{function}. Both are guarded (udfs/guard.py): an exception while
 deciding becomes an `error` output per event (the job routes it to its dead-letter topic as
 `internal_error`), never a job failure.
 """
@@ -19,6 +22,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
+from udfs.decision_metrics import AlertPatterns, DecisionLatency
 from udfs.fast_path import FastScorer
 from udfs.fraud_models import ModelConfig, SnapshotStore
 from udfs.fraud_scoring import OUTPUT_FIELDS, OUTPUT_KINDS, Decider
@@ -29,6 +33,9 @@ from udfs.label_join import LabelJoin
 _FLINK_TYPES = {"string": Types.STRING(), "double": Types.DOUBLE(), "long": Types.LONG(), "time": Types.LONG(),
                 "strings": Types.OBJECT_ARRAY(Types.STRING())}
 OUTPUT_TYPE = Types.ROW_NAMED(list(OUTPUT_FIELDS), [_FLINK_TYPES[kind] for kind in OUTPUT_KINDS])
+_ALERT_ID = OUTPUT_FIELDS.index("alert_id")
+_REASON_CODES = OUTPUT_FIELDS.index("reason_codes")
+_LATENCY = OUTPUT_FIELDS.index("detection_latency_ms")
 
 
 class MapStateDict:
@@ -78,6 +85,8 @@ class RiskScorer(KeyedProcessFunction):
         self.incident_updates = metrics.counter("incident_updates")
         self.labels_joined = metrics.counter("labels_joined")
         self.labels_unmatched = metrics.counter("labels_unmatched")
+        self.alert_patterns = AlertPatterns(metrics)
+        self.latency = DecisionLatency(metrics, "exact")
         self.errors = InternalErrors("risk_scorer", metrics)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
@@ -134,6 +143,7 @@ class RiskScorer(KeyedProcessFunction):
             self.model_state.update(models)
             self.decider.snapshot(key, models)
             self.unsaved[key] = 0
+        latency_counted = set()  # alert ids: an event's score and alert are one decision
         for record in records:
             if record[0] == "incident":
                 self.incident_updates.inc()
@@ -142,7 +152,17 @@ class RiskScorer(KeyedProcessFunction):
                     self.incidents_due.put(closes_at, (self.incidents_due.get(closes_at) or []) + [record[1]])
                     timers.register_event_time_timer(closes_at)
             else:
-                (self.scored if record[0] == "score" else self.alerts).inc()
+                if record[0] == "score":
+                    self.scored.inc()
+                else:
+                    self.alerts.inc()
+                    self.alert_patterns.count(record[_REASON_CODES])
+                if record[_ALERT_ID] not in latency_counted:
+                    latency_counted.add(record[_ALERT_ID])
+                    # detection_latency_ms: the decision's wall-clock time (udfs/fraud_scoring.py,
+                    # after the watermark passed the event) minus the event's append time in
+                    # events.clean (its Kafka record timestamp); once per decided event.
+                    self.latency.observe(record[_LATENCY])
             yield Row(*record)
 
 
@@ -173,15 +193,29 @@ class FastDecision(ScalarFunction):
     def open(self, function_context: FunctionContext):
         snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
         self.scorer = FastScorer(self.config, snapshots)
-        self.errors = InternalErrors("fast_decision", function_context.get_metric_group())
+        metrics = function_context.get_metric_group()
+        # Caveat: in thread mode PyFlink gives table functions a Beam-backed metric group that no
+        # reporter collects (a609304, udfs/ingest_udfs.py): these counters reach Prometheus only
+        # in process mode.
+        self.latency = DecisionLatency(metrics, "fast")
+        self.errors = InternalErrors("fast_decision", metrics)
 
     def is_deterministic(self) -> bool:
         # One call per payment, shared by the decisions sink and the dead-letter sink.
         return False
 
-    def eval(self, tenant_id: str, features_json: str):
-        return self.errors.guard(lambda: Row(*self.scorer.decide(tenant_id, features_json), None),
+    def eval(self, tenant_id: str, features_json: str, appended_ms: int | None = None):
+        return self.errors.guard(lambda: self._decide(tenant_id, features_json, appended_ms),
                                  lambda detail: Row(None, None, None, None, None, int(time.time() * 1000), detail))
+
+    def _decide(self, tenant_id: str, features_json: str, appended_ms: int | None):
+        decision = self.scorer.decide(tenant_id, features_json)
+        if appended_ms is not None:
+            # The fast decision's latency (its decision_latency_ms in fraud.decisions): the moment
+            # it was decided (decided_ms, wall clock) minus the payment's append time in
+            # events.clean (its Kafka record timestamp, `appended_ms`).
+            self.latency.observe(decision[-1] - appended_ms)
+        return Row(*decision, None)
 
 
 def fast_decision_udf(config: ModelConfig):
