@@ -353,6 +353,21 @@ def _await_trigger(job: JobInfo, request_id: str, timeout_s: float) -> str:
                                      "the JobManager log before retrying")
 
 
+def _await_terminal(job: JobInfo, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while time.monotonic() < deadline:
+        state = _rest(f"/jobs/{job.job_id}")["state"]
+        if state in TERMINAL:
+            if state != "FINISHED":
+                raise OpsError(SAVEPOINT_FAILED, f"{job.name} ({job.job_id}) ended {state} after its stop savepoint; "
+                                                 "`vigil jobs --all` and the JobManager log say why")
+            return
+        time.sleep(0.5)
+    raise OpsError(SAVEPOINT_FAILED, f"{job.name} ({job.job_id}) still {state} {timeout_s:.0f}s after its stop "
+                                     "savepoint completed")
+
+
 def _catalogue(job: JobInfo, location: str, kind: str, fingerprint: str) -> CatalogEntry:
     entry = CatalogEntry(job_name=job.name, job_id=job.job_id, path=location, taken_ms=int(time.time() * 1000),
                          kind=kind, size_bytes=_size_on_disk(location), commit=_commit(),
@@ -370,6 +385,8 @@ def take_savepoint(wanted: str, *, stop: bool, timeout_s: float = 300) -> Catalo
     else:
         answer = _rest(f"/jobs/{job.job_id}/savepoints", "POST", {"target-directory": target, "cancel-job": False})
     location = _await_trigger(job, answer["request-id"], timeout_s)
+    if stop:   # the savepoint is done before the job is: say "stopped" only once it is
+        _await_terminal(job, timeout_s)
     return _catalogue(job, location, "stop-with-savepoint" if stop else "savepoint", fingerprint)
 
 
