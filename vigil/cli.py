@@ -21,6 +21,8 @@
   vigil savepoint JOB | stop JOB --savepoint   take a savepoint (or stop with one), catalogued
   vigil savepoints [--keep N]             the savepoint catalog (commit, plan fingerprint, size)
   vigil restore JOB --from PATH|--latest [job flags]  flink run -s (see vigil/savepoint_ops.py)
+  vigil upgrade check JOB --from PATH|--latest [job flags]  savepoint state a restore would drop
+                                          (see vigil/upgrade_check.py)
   vigil demo [--duration --rate]          the README's first command, end to end
 """
 
@@ -39,6 +41,7 @@ from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
 from vigil.serving import cli as serving_cli
 from vigil.serving import postgres
+from vigil import upgrade_check
 
 JOBS = {"ingest": "jobs/ingest.py", "fraud_detection": "jobs/fraud_detection.py", "analytics": "jobs/analytics.py"}
 
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
     serving_cli.add_parsers(sub)
     sql_cli.add_parser(sub)
+    upgrade_check.add_parser(sub)
     ops_stack.add_parser(sub)
     savepoint_ops.add_parser(sub)
 

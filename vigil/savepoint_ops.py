@@ -7,12 +7,14 @@
   vigil savepoints [--json] [--keep N]        the catalog; --keep N deletes older savepoints per
                                               job name (only folders the catalog recorded)
   vigil restore JOB (--from PATH | --latest) [--allow-dropped-state] [job flags]
-                                              resubmit the job with `flink run -s PATH`
+                                              resubmit the job with `flink run -s PATH`, after
+                                              the upgrade check (vigil/upgrade_check.py)
 
 JOB is a job name (vigil-ingest), a `vigil submit` job (ingest) or a job id. Exit codes, for an
 operator at night: 0 done; 2 job or savepoint not found, or the name is ambiguous (the ids are
 listed); 3 the cluster's REST API does not answer; 4 the savepoint or the restore failed (Flink's
-failure cause is printed); 1 anything else.
+failure cause is printed); 5 the restore would drop savepoint state (the upgrade check's report is
+printed; --allow-dropped-state drops it); 1 anything else.
 
 The catalog is a JSON file beside the savepoints (`<cluster savepoint dir>/catalog.json`): job
 name, job id, path, time, size on disk, code commit, plan fingerprint (a hash of the job's sorted
@@ -27,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -390,11 +391,11 @@ def take_savepoint(wanted: str, *, stop: bool, timeout_s: float = 300) -> Catalo
     return _catalogue(job, location, "stop-with-savepoint" if stop else "savepoint", fingerprint)
 
 
-def restore(wanted: str, source: str | None, latest: bool, allow_dropped_state: bool,
-            job_flags: list[str]) -> tuple[str, CatalogEntry | None, list[str]]:
-    """Submit the job from a savepoint; returns (new job id, catalog entry if known, flags used)."""
-    from vigil.cli import JOBS   # the scripts `vigil submit` runs
-
+def resolve_savepoint(wanted: str, source: str | None, latest: bool, job_flags: list[str]
+                      ) -> tuple[str, str, CatalogEntry | None, str, list[str]]:
+    """(job name, `vigil submit` job, catalog entry if known, savepoint location, job flags) for
+    `vigil restore` and `vigil upgrade check`: --latest is the newest catalogued savepoint of the
+    job; without job flags, the recorded ones (else the job's defaults)."""
     name, submit_job = job_target(wanted)
     entries = load_catalog()
     if latest:
@@ -410,7 +411,28 @@ def restore(wanted: str, source: str | None, latest: bool, allow_dropped_state: 
     if folder is not None and not (folder / "_metadata").exists():
         raise OpsError(NOT_FOUND, f"{location} is not a savepoint (no _metadata in {folder})")
     flags = job_flags if job_flags else list(entry.args or []) if entry else []
+    return name, submit_job, entry, location, flags
+
+
+def restore(wanted: str, source: str | None, latest: bool, allow_dropped_state: bool,
+            job_flags: list[str]) -> tuple[str, CatalogEntry | None, list[str]]:
+    """Submit the job from a savepoint; returns (new job id, catalog entry if known, flags used).
+    The upgrade check runs first: state the new job would drop stops the restore (exit 5, the
+    report printed) unless `allow_dropped_state`, which prints the report and drops it."""
+    from vigil import upgrade_check
+    from vigil.cli import JOBS   # the scripts `vigil submit` runs
+
+    name, submit_job, entry, location, flags = resolve_savepoint(wanted, source, latest, job_flags)
     _rest("/overview")   # an unreachable cluster is exit 3, not a flink run failure
+    report = upgrade_check.check(PROJECT_ROOT / JOBS[submit_job], location, flags)
+    if report is None:
+        print(f"vigil: {location} is not local: not checked here; Flink refuses the restore if state would be "
+              "dropped", file=sys.stderr)
+    elif not report.compatible and not allow_dropped_state:
+        raise OpsError(upgrade_check.STATE_DROPPED, f"restore of {name} refused: the new job would drop savepoint "
+                                                    f"state (--allow-dropped-state drops it).\n{upgrade_check.render(report)}")
+    elif not report.compatible:
+        print(f"vigil: --allow-dropped-state: this state is DROPPED.\n{upgrade_check.render(report)}", file=sys.stderr)
     args = restore_command_args(location, allow_dropped_state, flags)
     try:
         job_id = flink_cluster.submit_python_job(PROJECT_ROOT / JOBS[submit_job], args)
@@ -421,7 +443,10 @@ def restore(wanted: str, source: str | None, latest: bool, allow_dropped_state: 
         raise OpsError(SAVEPOINT_FAILED, f"restore of {name} from {location} failed.{hint}\n{_cause_lines(text)}") from error
     _record_submission(job_id, flags)
     if entry:
-        entry.restored_by.append(job_id)
+        entries = load_catalog()   # re-read: the check took a while
+        for known in entries:
+            if known.path == entry.path:
+                known.restored_by.append(job_id)
         save_catalog(entries)
     return job_id, entry, flags
 
