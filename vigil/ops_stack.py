@@ -22,7 +22,7 @@ Ports (127.0.0.1 only):
   VIGIL_ALERTMANAGER_PORT (9095)    Alertmanager UI and API (9093 is the Kafka controller's)
   VIGIL_BLACKBOX_PORT (9115)        blackbox exporter (probes of the registry, broker, API, Flink REST)
   VIGIL_ALERT_WEBHOOK_PORT (9097)   the receivers' webhook
-  VIGIL_KAFKA_JMX_EXPORTER_PORT (9404)  scraped for the broker's JMX exporter agent (not loaded yet)
+  VIGIL_KAFKA_JMX_EXPORTER_PORT (9404)  scraped for the broker's JMX exporter agent (vigil.kafka_broker)
   VIGIL_PROMETHEUS_RETENTION (15d)  how long Prometheus keeps samples
 """
 
