@@ -2,6 +2,8 @@
 
 Sets, each described by a pom under infra/maven/:
 - `kafka-broker`: the Kafka broker and its runtime dependencies (a classpath folder);
+- `kafka-jmx-exporter`: the Prometheus JMX exporter agent the broker JVM loads (one shaded jar);
+- `zookeeper`: a ZooKeeper server and its dependencies (a classpath folder; vigil.zookeeper);
 - `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars);
 - `flink-jdbc`: the JDBC connector for PostgreSQL and its driver (analytics jobs, SQL sessions);
 - `flink-sql-gateway`: the SQL Gateway jar the wheel lacks (SQL client and gateway).
@@ -27,6 +29,10 @@ POM_DIR = PROJECT_ROOT / "infra" / "maven"
 JAR_SETS = {
     # name: (pom file, copy transitive dependencies?)
     "kafka-broker": ("kafka-broker.pom.xml", True),
+    # the broker's metrics for Prometheus (vigil.kafka_broker, ops/kafka/jmx-exporter.yml)
+    "kafka-jmx-exporter": ("kafka-jmx-exporter.pom.xml", False),
+    # ZooKeeper for Flink JobManager high availability in local drills (vigil.zookeeper)
+    "zookeeper": ("zookeeper.pom.xml", True),
     "flink-connectors": ("flink-connectors.pom.xml", False),
     # the JDBC connector (PostgreSQL) and driver: analytics jobs, SQL client and gateway sessions
     "flink-jdbc": ("flink-jdbc.pom.xml", False),
