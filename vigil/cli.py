@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import backtest, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
+from vigil import backtest, dr_drill, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_check.add_parser(sub)
     ops_stack.add_parser(sub)
     savepoint_ops.add_parser(sub)
+    dr_drill.add_parser(sub)
 
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())

@@ -172,15 +172,23 @@ def is_running(settings: ClusterSettings = ClusterSettings()) -> bool:
 
 def start_taskmanager(settings: ClusterSettings = ClusterSettings(), log=print) -> int:
     """Start one more TaskManager process and wait until the JobManager counts it."""
+    return start_taskmanagers(1, settings, log)[0]
+
+
+def start_taskmanagers(count: int, settings: ClusterSettings = ClusterSettings(), log=print) -> list[int]:
+    """Start `count` more TaskManager processes at once and wait until the JobManager counts them
+    all (started together, their JVMs and embedded Pythons start side by side)."""
     env = environment(settings)
     before = _taskmanager_ids(settings)
-    index = 1 + max([int(f.stem.split("-")[1]) for f in _tm_pid_files()] or [0])
-    pid = procs.spawn([str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"],
-                      sub(home(), "log") / f"taskmanager-{index}.out",
-                      sub(home(), "pid") / f"taskmanager-{index}.pid", env=env)
-    procs.wait_until(lambda: bool(_taskmanager_ids(settings) - before), 90, "the new TaskManager to register")
-    log(f"flink: TaskManager {index} registered (pid {pid})")
-    return pid
+    first = 1 + max([int(f.stem.split("-")[1]) for f in _tm_pid_files()] or [0])
+    pids = [procs.spawn([str(flink_home() / "bin" / "taskmanager.sh"), "start-foreground"],
+                        sub(home(), "log") / f"taskmanager-{index}.out",
+                        sub(home(), "pid") / f"taskmanager-{index}.pid", env=env)
+            for index in range(first, first + count)]
+    procs.wait_until(lambda: len(_taskmanager_ids(settings) - before) >= count, 90 + 30 * count,
+                     f"{count} new TaskManager(s) to register")
+    log(f"flink: TaskManager(s) {', '.join(map(str, range(first, first + count)))} registered (pids {pids})")
+    return pids
 
 
 def start(settings: ClusterSettings = ClusterSettings(), taskmanagers: int = 1, log=print) -> None:
@@ -197,8 +205,8 @@ def start(settings: ClusterSettings = ClusterSettings(), taskmanagers: int = 1, 
     procs.spawn([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground"],
                 sub(home(), "log") / "jobmanager.out", _jm_pid_file(), env=env)
     procs.wait_until(lambda: _overview(settings) is not None, 90, "the Flink REST API")
-    for _ in range(taskmanagers):
-        start_taskmanager(settings, log)
+    if taskmanagers:
+        start_taskmanagers(taskmanagers, settings, log)
     log(f"flink: ready, web UI {settings.rest_url}")
 
 
@@ -212,6 +220,32 @@ def stop_taskmanagers(log=print) -> None:
 def stop(log=print) -> None:
     stopped = [procs.stop(f) for f in _tm_pid_files()] + [procs.stop(_jm_pid_file())]
     log("flink: stopped" if any(stopped) else "flink: not running")
+
+
+def kill_all() -> list[int]:
+    """SIGKILL the JobManager and every TaskManager with their children (Python workers), as the
+    loss of the machine would (disaster-recovery drills); returns the pids killed."""
+    import signal
+    pids = [pid for f in [_jm_pid_file(), *_tm_pid_files()] if procs.is_alive(pid := procs.read_pid(f))]
+    for pid in pids:
+        procs.kill_tree(pid, signal.SIGKILL)
+    procs.wait_until(lambda: not any(procs.is_alive(p) for p in pids), 15, "the cluster's processes to die")
+    return pids
+
+
+DURABLE = ("checkpoints", "savepoints")  # what object storage would keep when the cluster is lost
+
+
+def wipe_working_files() -> list[str]:
+    """Delete the cluster's local working files (config, links, logs, pids, anything else under
+    its folder) except the checkpoint and savepoint store; returns what was deleted."""
+    wiped = []
+    for entry in sorted(home().iterdir()):
+        if entry.name in DURABLE:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        wiped.append(entry.name)
+    return wiped
 
 
 def status(settings: ClusterSettings = ClusterSettings()) -> str:

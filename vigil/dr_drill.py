@@ -1,0 +1,491 @@
+"""`vigil dr drill`: lose the whole Flink cluster under traffic, restore every job on a fresh one.
+
+What a drill does (docs/runbooks/dr-drill.md, ADR 0014):
+1. On the drill's own Flink cluster (its own folder and ports, so a user's cluster and jobs are
+   never touched) and its own topics, the ingest and fraud jobs run under generator traffic
+   (raw -> ingest -> clean -> fraud -> alerts/scores), checkpointing; a savepoint of each is taken.
+2. Two probes of state continuity go in before the loss: the first 15 payments of a velocity
+   burst on one card (the tenant's 10-minute threshold is 20), and events whose copies are sent
+   again after the restore (the de-duplication state must still know them).
+3. The JobManager and TaskManagers are killed with SIGKILL and the cluster's local working files
+   wiped; only the checkpoint/savepoint store survives, as object storage would.
+4. A fresh cluster starts and every job is submitted from its newest restore point (retained
+   checkpoint or savepoint, whichever is newer). RTO = kill -> every job checkpointing again.
+5. The burst's last 10 payments go in (an alert proves the window kept the first 15), the copies
+   are sent again, and with --broker-kill the Kafka broker is killed with SIGKILL and restarted
+   under traffic (the jobs recover by themselves).
+6. Accounting on the committed output: every raw record once in clean or DLQ with the expected
+   verdict, every payment scored once, no alert id twice, copies seen as duplicates, the alert.
+Exit code 0 when every check holds, 1 otherwise (the problems are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+PROBE_TENANT = "t-dr-probe"
+PROBE_BEFORE, PROBE_AFTER, PROBE_THRESHOLD = 15, 10, 20   # the 10-minute velocity window must carry 15
+COPIES = 10
+
+
+@dataclass
+class Timeline:
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str) -> float:
+        self.marks[name] = time.time()
+        return self.marks[name]
+
+    def since(self, start: str, end: str) -> float:
+        return self.marks[end] - self.marks[start]
+
+
+def newest_restore_point(checkpoint_root: Path, job_id: str, savepoints: list[Path]) -> Path | None:
+    """The newest complete checkpoint of the job (a `chk-N` folder holding `_metadata`; one
+    without it was in progress at the loss) or savepoint, by the time `_metadata` was written."""
+    candidates = [p for p in (checkpoint_root / job_id).glob("chk-*") if (p / "_metadata").exists()]
+    candidates += [p for p in savepoints if (p / "_metadata").exists()]
+    return max(candidates, key=lambda p: (p / "_metadata").stat().st_mtime, default=None)
+
+
+def crossed_10m(evidence: str | None) -> bool:
+    """The alert's evidence shows the burst's 10-minute count at the probe threshold.
+
+    >>> crossed_10m('{"velocity": {"window": "10 min", "attempts_10m": 20}}')
+    True
+    >>> crossed_10m('{"attempts_10m": 10}'), crossed_10m(None)
+    (False, False)
+    """
+    counts = [int(n) for n in re.findall(r'"attempts_10m"\s*:\s*(\d+)', evidence or "")]
+    return any(n >= PROBE_THRESHOLD for n in counts)
+
+
+def replayed(end_offsets: dict[int, int], committed: dict[int, int]) -> int:
+    """Records after the offsets committed with the last completed checkpoint: the restored job
+    reads them again (or for the first time).
+
+    >>> replayed({0: 100, 1: 50}, {0: 90, 1: 50})
+    10
+    >>> replayed({0: 100}, {})
+    100
+    """
+    return sum(end - committed.get(p, 0) for p, end in end_offsets.items())
+
+
+class Traffic:
+    """Generator events into the raw topic at `rate` until stopped, with a manifest of every
+    delivered record (its position and the verdict the generator expects)."""
+
+    def __init__(self, bootstrap: str, registry: str, names: dict, rate: float, folder: Path):
+        self.bootstrap, self.registry, self.names, self.rate = bootstrap, registry, names, rate
+        self.manifest_file = folder / "manifest.jsonl"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.stats = None
+        self.error: BaseException | None = None
+
+    def start(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=180)
+        if self.error:
+            raise self.error
+
+    def manifest(self) -> list[dict]:
+        return [json.loads(line) for line in self.manifest_file.read_text().splitlines()]
+
+    def _run(self) -> None:
+        from vigil.generator.producer import produce
+        from vigil.generator.stream import EventStream, StreamSettings
+        from vigil.generator.wire import EventWriter
+        try:
+            writer = EventWriter.registered(self.registry, self.names["raw"], with_v2=False)
+            stream = EventStream(StreamSettings(seed=int(time.time()), start_ms=int(time.time() * 1000),
+                                                rate=self.rate, bad_fraction=0.02), writer)
+            self.stats = produce(self._until_stopped(stream.records()), self.bootstrap, self.rate,
+                                 duration_s=24 * 3600, pace=True, manifest_file=self.manifest_file,
+                                 topic=self.names["raw"], chargebacks_topic=self.names["chargebacks"],
+                                 out=open(os.devnull, "w"))
+        except BaseException as error:  # noqa: BLE001 - raised again by stop()
+            self.error = error
+
+    def _until_stopped(self, records):
+        for record in records:
+            if self._stop.is_set():
+                return
+            yield record
+
+
+class Sender:
+    """Hand-made raw records (the probes), with their positions recorded on delivery."""
+
+    def __init__(self, bootstrap: str, registry: str, topic: str):
+        from confluent_kafka import Producer
+        from vigil.generator.wire import EventWriter
+        self.topic = topic
+        self.writer = EventWriter.registered(registry, topic, with_v2=False)
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+        self.positions: list[tuple[int, int]] = []
+
+    def payment(self, card: str, n: int) -> None:
+        now = int(time.time() * 1000)
+        record = {"event_id": f"dr-{card}-{n}", "event_time": now, "tenant_id": PROBE_TENANT,
+                  "merchant_id": "m-dr", "user_id": f"u-{card}-{n}", "session_id": None,
+                  "device_id": f"d-{card}-{n}", "ip": f"10.9.{n // 250}.{n % 250 + 1}",
+                  "card_fingerprint": card, "event_type": "payment_attempt", "status": None,
+                  "amount": Decimal("19.9900"), "currency": "USD", "country": "FR", "latitude": 48.85,
+                  "longitude": 2.35, "product_id": None, "category": None, "schema_version": 1}
+        self.send(f"{PROBE_TENANT}:{record['user_id']}".encode(), self.writer.event(record), now)
+
+    def send(self, key: bytes, value: bytes, timestamp_ms: int) -> None:
+        self.producer.produce(self.topic, key=key, value=value, timestamp=timestamp_ms,
+                              on_delivery=lambda err, msg: err is None and self.positions.append(
+                                  (msg.partition(), msg.offset())))
+
+    def flush(self) -> None:
+        if self.producer.flush(120):
+            raise RuntimeError("probe records not delivered within 120 s")
+
+
+def resend(bootstrap: str, topic: str, manifest_rows: list[dict], sender: Sender) -> None:
+    """Copies (same key and value) of earlier records with the current record time, as a client
+    that resubmits would: the de-duplication state must recognise them after the restore."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dr-resend-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False})
+    try:
+        for row in manifest_rows:
+            consumer.assign([TopicPartition(topic, row["partition"], row["offset"])])
+            message = consumer.poll(10)
+            if message is None or message.error():
+                raise RuntimeError(f"could not read back {topic} {row['partition']}:{row['offset']}")
+            sender.send(message.key(), message.value(), int(time.time() * 1000))
+    finally:
+        consumer.close()
+    sender.flush()
+
+
+# --- the drill ----------------------------------------------------------------------------
+
+@dataclass
+class DrillJob:
+    name: str
+    script: str
+    args: list[str]
+    job_id: str = ""
+    restored_from: Path | None = None
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def _submit_all(jobs: list[DrillJob], restore: bool) -> None:
+    """Submit the jobs in parallel (each `flink run` compiles its Python plan for ~10 s)."""
+    from vigil import flink_cluster
+    from vigil.paths import PROJECT_ROOT
+    errors: list[BaseException] = []
+
+    def submit(job: DrillJob) -> None:
+        try:
+            extra = ["-s", job.restored_from.as_uri()] if restore else []
+            job.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / job.script, [*extra, *job.args])
+        except BaseException as error:  # noqa: BLE001 - raised below
+            errors.append(error)
+    threads = [threading.Thread(target=submit, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _all_checkpointing(jobs: list[DrillJob], timeout_s: float) -> None:
+    from vigil import flink_cluster
+    for job in jobs:
+        flink_cluster.wait_for_checkpoints(job.job_id, 0, timeout_s=timeout_s)
+
+
+def _wait_for_checkpoint_after(job_id: str, after_ms: int, timeout_s: float) -> float:
+    """Until the job completed a checkpoint triggered after `after_ms`; returns that time (s)."""
+    from vigil import flink_cluster, procs
+    found = {}
+
+    def done() -> bool:
+        try:
+            latest = flink_cluster.rest(f"/jobs/{job_id}/checkpoints")["latest"].get("completed") or {}
+        except OSError:
+            return False
+        if (latest.get("trigger_timestamp") or 0) > after_ms:
+            found["at"] = latest["latest_ack_timestamp"] / 1000
+            return True
+        return False
+    procs.wait_until(done, timeout_s, f"job {job_id} to checkpoint again", interval=0.5)
+    return found["at"]
+
+
+def run(args) -> int:
+    from vigil import accounting, flink_cluster, fraud_rules, kafka_broker, kafka_io, topics
+    from vigil.registry import service as registry_service
+    from vigil.registry.catalog import read_values
+    from vigil.rules_cli import publish
+    from vigil.savepoint_ops import take_savepoint
+    from jobs import fraud_config
+
+    bootstrap, registry = kafka_broker.BrokerSettings().bootstrap, registry_service.registry_url()
+    timeline = Timeline()
+    prefix = f"dr-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    folder = flink_cluster.home() / "drills" / prefix
+    folder.mkdir(parents=True)
+    names = topics.create_fraud_topics(bootstrap, prefix)
+    names["raw"], names["ingest_dlq"] = f"{prefix}.events.raw", f"{prefix}.events.dlq"
+    topics.ensure_topics(bootstrap, [topics.like(names["raw"], topics.RAW), topics.like(names["ingest_dlq"], topics.DLQ)],
+                         log=lambda *_: None)
+    partitions = topics.like(names["raw"], topics.RAW).partitions
+    start = ";".join(f"partition:{p},offset:0" for p in range(partitions))
+    # The probe tenant's own rule: a 10-minute velocity threshold the burst crosses only with the
+    # payments sent before the loss counted (the 1-minute and 1-hour ones out of its reach).
+    publish(bootstrap, names["rules"], fraud_rules.rule_message(
+        PROBE_TENANT, {"velocity_1m": 1000, "velocity_10m": PROBE_THRESHOLD, "velocity_1h": 1000}, 0))
+    interval = str(args.checkpoint_interval_ms)
+    jobs = [
+        DrillJob("vigil-ingest", "jobs/ingest.py", [
+            "--raw-topic", names["raw"], "--clean-topic", names["clean"], "--dlq-topic", names["ingest_dlq"],
+            "--transactional-id-prefix", f"{prefix}-ingest", "--group-id", f"{prefix}-ingest",
+            "--start-offsets", start, "--checkpoint-interval-ms", interval]),
+        DrillJob("vigil-fraud", "jobs/fraud_detection.py", fraud_config.command(
+            {**names, "prefix": f"{prefix}-fraud"}, "--model-snapshot-dir", str(folder / "models"),
+            "--checkpoint-interval-ms", interval)[3:]),
+    ]
+    _say(f"drill {prefix}: cluster {flink_cluster.home()} (REST {flink_cluster.ClusterSettings().rest_url}), "
+         f"traffic {args.rate:.0f} events/s")
+    flink_cluster.start(taskmanagers=len(jobs), log=_say)
+    _submit_all(jobs, restore=False)
+    traffic = Traffic(bootstrap, registry, {**names}, args.rate, folder).start()
+    sender = Sender(bootstrap, registry, names["raw"])
+    problems: list[str] = []
+    try:
+        _all_checkpointing(jobs, 240)
+        _say("jobs running and checkpointing: " + ", ".join(f"{j.name} {j.job_id}" for j in jobs))
+        card = f"card-dr-{uuid.uuid4().hex[:6]}"
+        for n in range(PROBE_BEFORE):
+            sender.payment(card, n)
+            time.sleep(0.5)
+        sender.flush()
+        time.sleep(args.warmup_s)
+        savepoints = {job.job_id: Path(take_savepoint(job.job_id, stop=False).path.removeprefix("file:"))
+                      for job in jobs}
+        _say("savepoints: " + ", ".join(str(p) for p in savepoints.values()))
+        # Checkpoints that hold the probes: their payments were read and decided before the loss.
+        for job in jobs:
+            _wait_for_checkpoint_after(job.job_id, int(time.time() * 1000), 120)
+        time.sleep(args.before_loss_s)
+
+        # --- the loss ---
+        raw_end = kafka_io.end_offsets(bootstrap, names["raw"])
+        clean_end = kafka_io.end_offsets(bootstrap, names["clean"])
+        committed_raw = kafka_io.committed_offsets(bootstrap, f"{prefix}-ingest", names["raw"])
+        committed_clean = kafka_io.committed_offsets(bootstrap, f"{prefix}-fraud", names["clean"])
+        timeline.mark("kill")
+        killed = flink_cluster.kill_all()
+        wiped = flink_cluster.wipe_working_files()
+        _say(f"LOSS: killed {len(killed)} cluster processes (SIGKILL), wiped {', '.join(wiped)}; "
+             f"kept {', '.join(flink_cluster.DURABLE)}")
+        for job in jobs:
+            job.restored_from = newest_restore_point(flink_cluster.checkpoint_dir(), job.job_id,
+                                                     [savepoints[job.job_id]])
+            if job.restored_from is None:
+                raise RuntimeError(f"no restore point for {job.name} {job.job_id}")
+        old_ids = [job.job_id for job in jobs]
+        # The JobManager first; then the TaskManagers start while the jobs' clients compile their
+        # plans and submit (a submitted job waits for slots): the two longest steps overlap.
+        flink_cluster.start(taskmanagers=0, log=lambda *_: None)
+        timeline.mark("jobmanager")
+        taskmanagers = threading.Thread(target=lambda: (flink_cluster.start_taskmanagers(len(jobs), log=lambda *_: None),
+                                                        timeline.mark("taskmanagers")))
+        taskmanagers.start()
+        _submit_all(jobs, restore=True)
+        timeline.mark("submitted")
+        taskmanagers.join()
+        _all_checkpointing(jobs, 240)
+        timeline.mark("checkpointing")
+        rto = timeline.since("kill", "checkpointing")
+        _say(f"RECOVERED: RTO {rto:.1f} s (after the loss: JobManager up {timeline.since('kill', 'jobmanager'):.1f} s, "
+             f"TaskManagers registered {timeline.since('kill', 'taskmanagers'):.1f} s, jobs submitted "
+             f"{timeline.since('kill', 'submitted'):.1f} s, every job checkpointing {rto:.1f} s)")
+        for job, old in zip(jobs, old_ids):
+            _say(f"  {job.name}: {old} -> {job.job_id}, restored from {job.restored_from}")
+        _say(f"  replayed: ingest {replayed(raw_end, committed_raw):,} raw records, "
+             f"fraud {replayed(clean_end, committed_clean):,} clean events (after the offsets of the restored "
+             "checkpoints, committed with them)")
+
+        for n in range(PROBE_BEFORE, PROBE_BEFORE + PROBE_AFTER):
+            sender.payment(card, n)
+            time.sleep(0.5)
+        early = [m for m in traffic.manifest()[:500] if m["expected"] == "clean" and m["kind"] == "session"][:COPIES]
+        resend(bootstrap, names["raw"], early, sender)
+        copies = sender.positions[-len(early):]
+        broker_s = None
+        if args.broker_kill:
+            time.sleep(args.after_s / 2)
+            broker_s = _broker_loss(jobs)
+        time.sleep(args.after_s)
+    finally:
+        traffic.stop()
+    stopped_ms = int(time.time() * 1000)
+    manifest = traffic.manifest()
+    _say(f"traffic stopped: {len(manifest):,} generator records, {len(sender.positions)} probe records")
+
+    # --- accounting ---
+    expected_total = len(manifest) + len(sender.positions)
+    result = accounting.read_outcomes(bootstrap, registry, {"clean": names["clean"], "dlq": names["ingest_dlq"]},
+                                      expected_total, max_wait_s=240)
+    outcomes = result["outcomes"]
+    positions = {(m["partition"], m["offset"]) for m in manifest} | set(sender.positions)
+    problems += accounting.each_input_once(positions, outcomes, result["clean_ids"])
+    wrong = accounting.wrong_verdicts(manifest, outcomes)
+    if wrong:
+        problems.append(f"{sum(wrong.values())} inputs got another verdict: {wrong.most_common(5)}")
+    not_duplicates = [p for p in copies if outcomes.get(p) != ["duplicate"]]
+    if not_duplicates:
+        problems.append(f"de-duplication state lost: copies {not_duplicates} not routed as duplicates")
+    # Payments the fraud job's watermark has passed (it waits a few seconds behind the newest event).
+    cutoff = stopped_ms - 30_000
+    payments = {e for e, v in result["clean"].items()
+                if v["event_type"] == "payment_attempt" and v["event_time"] <= cutoff}
+    scores = _wait_for_scores(bootstrap, registry, names["scores"], payments, 180)
+    problems += accounting.each_payment_scored_once(payments, [s["event_id"] for s in scores])
+    alerts = read_values(bootstrap, registry, names["alerts"])
+    problems += accounting.unique_ids(alerts, "alert_id", "alert")
+    burst = [a for a in alerts if a["tenant_id"] == PROBE_TENANT and a["event_id"].startswith(f"dr-{card}-")]
+    if not any(crossed_10m(a.get("evidence")) for a in burst):
+        problems.append(f"velocity window lost: no 10-minute alert for {card} (its first {PROBE_BEFORE} "
+                        f"payments went in before the loss, {PROBE_AFTER} after): {burst[:2]}")
+    _say(f"accounting: {len(positions):,} raw records -> {sum(map(len, outcomes.values())):,} outcomes; "
+         f"{len(payments):,} payments, {len(scores):,} scores; {len(alerts):,} alerts; "
+         f"{len(copies)} copies of early events -> {sum(outcomes.get(p) == ['duplicate'] for p in copies)} duplicates; "
+         f"velocity burst across the loss -> {len(burst)} alert(s)")
+    print(json.dumps({"drill": prefix, "rto_s": round(rto, 1), "broker_recovery_s": broker_s,
+                      "replayed_raw": replayed(raw_end, committed_raw),
+                      "replayed_clean": replayed(clean_end, committed_clean),
+                      "raw_records": len(positions), "payments": len(payments), "alerts": len(alerts),
+                      "problems": problems}))
+    if not args.keep_running:
+        for job in jobs:
+            flink_cluster.cancel(job.job_id)
+    if problems:
+        _say("FAILED: " + "; ".join(problems))
+        return 1
+    _say(f"PASSED: 0 lost, 0 duplicated; RTO {rto:.1f} s" + (f"; broker back, jobs checkpointing after "
+                                                              f"{broker_s:.1f} s" if broker_s else ""))
+    return 0
+
+
+def _broker_loss(jobs: list[DrillJob]) -> float:
+    """Kill the broker with SIGKILL, start it again 5 s later; returns seconds from the kill until
+    every job completed a checkpoint again (with no action on the jobs)."""
+    import signal
+    from vigil import kafka_broker, procs
+    pid = kafka_broker.pid()
+    if pid is None:
+        raise RuntimeError("the Kafka broker is not running")
+    killed = time.time()
+    procs.kill_tree(pid, signal.SIGKILL)
+    procs.wait_until(lambda: not procs.is_alive(pid), 15, "the broker to die")
+    _say(f"BROKER LOSS: Kafka broker {pid} killed (SIGKILL)")
+    time.sleep(5)
+    kafka_broker.start(log=lambda *_: None)
+    _say(f"broker restarted after {time.time() - killed:.1f} s")
+    back = max(_wait_for_checkpoint_after(job.job_id, int(time.time() * 1000), 300) for job in jobs)
+    _say(f"jobs checkpointing again {back - killed:.1f} s after the broker loss")
+    return round(back - killed, 1)
+
+
+def _wait_for_scores(bootstrap: str, registry: str, topic: str, payments: set[str], timeout_s: float) -> list[dict]:
+    from vigil.registry.catalog import read_values
+    deadline = time.monotonic() + timeout_s
+    while True:
+        scores = read_values(bootstrap, registry, topic)
+        if payments <= {s["event_id"] for s in scores} or time.monotonic() > deadline:
+            return scores
+        time.sleep(3)
+
+
+def drill_environment(environ: dict[str, str], state: Path) -> dict[str, str]:
+    """The drill's own cluster: its folder and ports (VIGIL_DR_* to change them), so that the
+    user's cluster and jobs are never touched.
+
+    >>> env = drill_environment({}, Path("/s"))
+    >>> env["VIGIL_FLINK_STATE"], env["VIGIL_FLINK_REST_PORT"], env["VIGIL_FLINK_RPC_PORT"]
+    ('/s/flink-dr', '8091', '6131')
+    """
+    env = dict(environ)
+    env["VIGIL_FLINK_STATE"] = environ.get("VIGIL_DR_FLINK_STATE", str(state / "flink-dr"))
+    env["VIGIL_FLINK_REST_PORT"] = environ.get("VIGIL_DR_FLINK_REST_PORT", "8091")
+    env["VIGIL_FLINK_RPC_PORT"] = environ.get("VIGIL_DR_FLINK_RPC_PORT", "6131")
+    return env
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=300.0, help="generator events per second (default 300)")
+    p.add_argument("--warmup-s", type=float, default=10.0, help="traffic before the savepoints (default 10)")
+    p.add_argument("--before-loss-s", type=float, default=5.0, help="traffic after them, before the loss")
+    p.add_argument("--after-s", type=float, default=20.0, help="traffic after the recovery (default 20)")
+    p.add_argument("--checkpoint-interval-ms", type=int, default=2000)
+    p.add_argument("--broker-kill", action="store_true",
+                   help="also kill the Kafka broker (SIGKILL) under traffic after the recovery and restart it")
+    p.add_argument("--keep-running", action="store_true", help="leave the restored jobs and drill cluster running")
+
+
+def add_parser(sub) -> None:
+    """`vigil dr drill`: runs main() in a child process with the drill cluster's environment."""
+    p = sub.add_parser("dr", help="disaster recovery: `vigil dr drill` loses the Flink cluster under traffic")
+    actions = p.add_subparsers(dest="dr_action", required=True)
+    drill = actions.add_parser("drill", help=__doc__.split("\n")[0])
+    add_arguments(drill)
+    drill.set_defaults(func=_cmd_drill)
+
+
+def _cmd_drill(args) -> int:
+    import subprocess
+    from vigil.paths import PROJECT_ROOT, state_dir
+    argv = [f"--rate={args.rate}", f"--warmup-s={args.warmup_s}", f"--before-loss-s={args.before_loss_s}",
+            f"--after-s={args.after_s}", f"--checkpoint-interval-ms={args.checkpoint_interval_ms}",
+            *(["--broker-kill"] if args.broker_kill else []), *(["--keep-running"] if args.keep_running else [])]
+    return subprocess.run([sys.executable, "-m", "vigil.dr_drill", *argv], cwd=PROJECT_ROOT,
+                          env=drill_environment(dict(os.environ), state_dir())).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run in a process of its own (`vigil dr drill` starts it with drill_environment): the
+    cluster settings are read from the environment at import."""
+    p = argparse.ArgumentParser(prog="vigil dr drill", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    from vigil import flink_cluster
+    try:
+        return run(args)
+    except Exception as error:  # noqa: BLE001 - an operator reads one line, the log has the rest
+        _say(f"DRILL ABORTED: {type(error).__name__}: {error}")
+        return 4
+    finally:
+        if not args.keep_running:
+            flink_cluster.stop(log=_say)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
