@@ -93,6 +93,8 @@ def create_input_views(t_env, config: FraudConfig) -> None:
 
     t_env.create_temporary_function("check_rule", check_rule_udf())
     t_env.create_java_temporary_system_function("byte_length", "vigil.flink.functions.ByteLength")
+    # Metrics of Python scalar functions are not reported in thread mode: counted in Java (docs/adr/0005).
+    t_env.create_java_temporary_system_function("count_rule_refusal", "vigil.flink.functions.CountRuleRefusal")
     for statement in sql_files.render(
             "queries/fraud_verdicts.sql", rule_fields=Fragment(rule_fields_sql()),
             events_missing=missing_columns_sql("event_id", "event_time", "tenant_id", "user_id", "event_type"),
@@ -226,6 +228,10 @@ def create_fast_decisions_view(t_env, config: FraudConfig) -> None:
 
     if config.scorer == "river":
         t_env.create_temporary_function("fast_decision", fast_decision_udf(config.models))
+    # Its latency and internal errors are counted in Java where its rows are written (docs/adr/0005).
+    t_env.create_java_temporary_system_function("count_decision_latency",
+                                                "vigil.flink.functions.CountDecisionLatency")
+    t_env.create_java_temporary_system_function("count_internal_error", "vigil.flink.functions.CountInternalError")
     t_env.create_temporary_view("fast_decided", t_env.sql_query(fast_decisions_sql(config.scorer)))
 
 

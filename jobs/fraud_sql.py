@@ -215,8 +215,7 @@ def fast_decisions_sql(scorer: str = "river") -> str:
     """The low-latency path: payments scored on arrival (udfs/fast_path.py); `error` is set
     instead of a decision when the scorer failed on the payment. With the JVM baseline scorer,
     the same fixed weights as its exact path, in SQL."""
-    # The append time too: the UDF counts each decision's latency (vigil_decision_latency_ms_bucket).
-    decision = f"fast_decision(tenant_id, features, {epoch_ms_sql('CAST(appended_at AS TIMESTAMP(3))')})"
+    decision = "fast_decision(tenant_id, features)"
     if scorer == "jvm":
         decision = (f"CAST(ROW({_JVM_RISK}, ARRAY['fixed_weights'], CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), "
                     f"CAST(0 AS BIGINT), {now_ms_sql()}, CAST(NULL AS STRING)) AS ROW<score DOUBLE, "
@@ -251,7 +250,10 @@ def scorer_errors_sql(job_name: str) -> str:
 
 def fast_path_errors_sql(job_name: str) -> str:
     """Payments the low-latency scorer could not decide (the exact path still decides them)."""
-    return (f"SELECT CAST(record_key AS BYTES), 'internal_error', error, tenant_id, event_id, 'fast-path', "
+    # Counted here, where it is routed (count_internal_error, java/vigil-formats): the Python
+    # scorer's own metric group is not reported in thread mode.
+    return (f"SELECT CAST(record_key AS BYTES), count_internal_error('fast_decision'), error, tenant_id, event_id, "
+            f"'fast-path', "
             f"CAST(NULL AS INT), CAST(NULL AS BIGINT), CAST(appended_at AS TIMESTAMP_LTZ(3)), CAST(features AS BYTES), "
             f"byte_length(CAST(features AS BYTES)), '{job_name}' FROM fast_decided WHERE error IS NOT NULL")
 
@@ -281,5 +283,10 @@ def features_online_sql() -> str:
 
 
 def fast_decisions_output_sql() -> str:
-    """The low-latency decisions the scorer made (its failures go to the dead-letter topic)."""
-    return "SELECT " + ", ".join(_FAST_COLUMNS) + " FROM fast_decided WHERE error IS NULL"
+    """The low-latency decisions the scorer made (its failures go to the dead-letter topic), each
+    counted once in vigil_decision_latency_ms_bucket{path="fast"} as it is written: by
+    count_decision_latency (java/vigil-formats), since the Python scorer's metric group is not
+    reported in thread mode."""
+    columns = [f"count_decision_latency('fast', {name}) AS {name}" if name == "decision_latency_ms" else name
+               for name in _FAST_COLUMNS]
+    return "SELECT " + ", ".join(columns) + " FROM fast_decided WHERE error IS NULL"

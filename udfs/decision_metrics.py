@@ -1,10 +1,14 @@
 """The fraud job's decision metrics: latency buckets per path and alerts per pattern.
 
 Read by the Prometheus rules (ops/prometheus/rules/slo.yml and fraud.yml; names in ops/README.md):
-- `vigil_decision_latency_ms_bucket{path, le_ms}`: one Flink Counter per decision path (`fast`:
-  the low-latency UDF, `exact`: the risk scorer) and bound, cumulative like a Prometheus
-  histogram's buckets: a decision counts in every bucket whose bound is at or above its latency,
-  and always in `inf`. Counters, not a Flink Histogram: the reporter exports a histogram as a
+- `vigil_decision_latency_ms_bucket{path, le_ms}`: one Flink Counter per decision path and bound,
+  cumulative like a Prometheus histogram's buckets: a decision counts in every bucket whose bound
+  is at or above its latency, and always in `inf`. `exact` is counted here, by the risk scorer (a
+  process function: its metrics are reported). `fast` is counted by the Java function
+  count_decision_latency (java/vigil-formats CountDecisionLatency) in the job's SQL, because the
+  fast path decides in a Python scalar function and thread mode never reports a scalar
+  function's metric group (docs/adr/0005); its bounds must stay equal to LATENCY_BOUNDS_MS (a
+  unit test compares them). Counters, not a Flink Histogram: the reporter exports a histogram as a
   summary, whose quantiles cannot be added up across subtasks or windows. Integer bounds: the
   reporter would turn "0.5" into "0_5".
 - `vigil_fraud_alerts{pattern}`: once per reason code of every alert the risk scorer decides.

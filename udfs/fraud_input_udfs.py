@@ -4,7 +4,10 @@ Table API scalar function over fraud.rules' raw bytes (sql/queries/fraud_inputs.
 `check_rule(key, value, effective_from_ok)` returns ROW<reason, detail, tenant_id, parameters...>:
 reason is null for an accepted rule. Integer parameters cross as BIGINT (a null INT result fails
 in the JVM in thread mode) and the SQL casts them back; numbers are always floats for DOUBLE.
-Metrics: vigil_rules_refused{reason}, vigil_internal_errors{function="check_rule"}.
+Metrics: none here. In thread mode PyFlink never reports a scalar function's metric group, so
+the job counts vigil_rules_refused{reason} and vigil_internal_errors{function="check_rule"} in
+Java where refused rules are routed to its dead-letter output (count_rule_refusal in
+sql/queries/fraud_inputs.sql, docs/adr/0005).
 """
 
 from __future__ import annotations
@@ -37,9 +40,7 @@ def rule_fields_sql(alias: str = "r") -> str:
 
 class CheckRule(ScalarFunction):
     def open(self, function_context: FunctionContext):
-        self._group = function_context.get_metric_group()
-        self._errors = InternalErrors("check_rule", self._group)
-        self._refused = {}
+        self._errors = InternalErrors("check_rule")  # counted in Java (module docstring); logs here
 
     def eval(self, key, value, effective_from_ok):
         return self._errors.guard(lambda: self._verdict_row(key, value, effective_from_ok),
@@ -48,11 +49,6 @@ class CheckRule(ScalarFunction):
     def _verdict_row(self, key, value, effective_from_ok):
         verdict = fraud_rules.parse_rule_message(key, value, bool(effective_from_ok))
         if verdict.reason is not None:
-            counter = self._refused.get(verdict.reason)
-            if counter is None:
-                counter = self._refused[verdict.reason] = (
-                    self._group.add_group("reason", verdict.reason).counter("vigil_rules_refused"))
-            counter.inc()
             return Row(verdict.reason, verdict.detail, None, *_REFUSED_VALUES)
         values = [None if verdict.values[name] is None else _PYTHON_TYPES[_KIND[name]](verdict.values[name])
                   for name in fraud_rules.PARAMETERS]

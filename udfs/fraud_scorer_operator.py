@@ -3,10 +3,13 @@ KeyedProcessFunction keyed by tenant_id (exact path), udfs/fast_path.FastScorer 
 function (low-latency path).
 
 Kept apart so the decision logic is tested without a JVM; everything here is Flink plumbing:
-state handles, event-time timers, metrics. Metrics: payments_scored, alerts_decided,
-incident_updates, labels_joined, labels_unmatched, vigil_fraud_alerts{pattern} (risk scorer),
-vigil_decision_latency_ms_bucket{path, le_ms} (both; udfs/decision_metrics.py),
-vigil_internal_errors{function}. Both are guarded (udfs/guard.py): an exception while
+state handles, event-time timers, metrics. Metrics of the risk scorer (a process function, whose
+metrics are reported): payments_scored, alerts_decided, incident_updates, labels_joined,
+labels_unmatched, vigil_fraud_alerts{pattern}, vigil_decision_latency_ms_bucket{path="exact"}
+(udfs/decision_metrics.py), vigil_internal_errors{function="risk_scorer"}. The fast path's
+scalar function registers none: in thread mode PyFlink never reports a scalar function's metric
+group, so its latency and internal errors are counted by Java functions in the job's SQL
+(jobs/fraud_sql.py, docs/adr/0005). Both are guarded (udfs/guard.py): an exception while
 deciding becomes an `error` output per event (the job routes it to its dead-letter topic as
 `internal_error`), never a job failure.
 """
@@ -193,29 +196,20 @@ class FastDecision(ScalarFunction):
     def open(self, function_context: FunctionContext):
         snapshots = SnapshotStore(self.config.snapshot_dir) if self.config.snapshot_dir else None
         self.scorer = FastScorer(self.config, snapshots)
-        metrics = function_context.get_metric_group()
-        # Caveat: in thread mode PyFlink gives table functions a Beam-backed metric group that no
-        # reporter collects (a609304, udfs/ingest_udfs.py): these counters reach Prometheus only
-        # in process mode.
-        self.latency = DecisionLatency(metrics, "fast")
-        self.errors = InternalErrors("fast_decision", metrics)
+        # No metrics here: in thread mode a scalar function's metric group is never reported. The
+        # job's SQL counts the decision latency (count_decision_latency) and the internal errors
+        # (count_internal_error) in Java where the rows are written; the guard still logs.
+        self.errors = InternalErrors("fast_decision")
 
     def is_deterministic(self) -> bool:
         # One call per payment, shared by the decisions sink and the dead-letter sink.
         return False
 
-    def eval(self, tenant_id: str, features_json: str, appended_ms: int | None = None):
-        return self.errors.guard(lambda: self._decide(tenant_id, features_json, appended_ms),
-                                 lambda detail: Row(None, None, None, None, None, int(time.time() * 1000), detail))
-
-    def _decide(self, tenant_id: str, features_json: str, appended_ms: int | None):
-        decision = self.scorer.decide(tenant_id, features_json)
-        if appended_ms is not None:
-            # The fast decision's latency (its decision_latency_ms in fraud.decisions): the moment
-            # it was decided (decided_ms, wall clock) minus the payment's append time in
-            # events.clean (its Kafka record timestamp, `appended_ms`).
-            self.latency.observe(decision[-1] - appended_ms)
-        return Row(*decision, None)
+    def eval(self, tenant_id: str, features_json: str):
+        return self.errors.guard(lambda: Row(*self.scorer.decide(tenant_id, features_json), None),
+                                 # reason_codes empty, not null: the thread-mode converter cannot
+                                 # take a null array (the job failed on every scorer error)
+                                 lambda detail: Row(None, [], None, None, None, int(time.time() * 1000), detail))
 
 
 def fast_decision_udf(config: ModelConfig):

@@ -37,14 +37,17 @@ FROM label_verdicts
 WHERE problem IS NULL;
 
 -- Everything refused above, in fraud_dlq's column order (the job adds internal errors of its
--- Python operators).
+-- Python operators). Refused rules are counted here, once each, by the Java function
+-- count_rule_refusal (vigil_rules_refused{reason}, or vigil_internal_errors{function="check_rule"}
+-- for an internal_error): check_rule is a Python scalar function, whose metrics thread mode never
+-- reports (docs/adr/0005).
 CREATE TEMPORARY VIEW input_rejections AS
 SELECT record_key, IF(decode_error IS NOT NULL, 'avro_decode_error', 'invalid_event') AS reason, problem AS detail,
        tenant_id, event_id, '${clean_topic}' AS source_topic, kafka_partition AS source_partition,
        kafka_offset AS source_offset, appended_at AS source_timestamp, raw_value AS payload
 FROM event_verdicts WHERE problem IS NOT NULL
 UNION ALL
-SELECT record_key, reason, detail, CAST(NULL AS STRING), CAST(NULL AS STRING), '${rules_topic}', kafka_partition,
+SELECT record_key, count_rule_refusal(reason), detail, CAST(NULL AS STRING), CAST(NULL AS STRING), '${rules_topic}', kafka_partition,
        kafka_offset, kafka_ts, payload
 FROM rule_verdicts WHERE reason IS NOT NULL
 UNION ALL

@@ -114,7 +114,7 @@ public class ReporterNames {
     add(operator.addGroup("function", "validate_event"), "vigil_internal_errors", new SimpleCounter());
     add(operator.addGroup("reason", "invalid_rule"), "vigil_rules_refused", new SimpleCounter());
     add(operator.addGroup("deserializer"), "vigil_undecodable_records", new SimpleCounter());
-    // not exported by the jobs yet (ops/README.md): registered as the README says they should be
+    // the fraud job's: the risk scorer's, and count_decision_latency's (java/vigil-formats) for path fast
     add(operator.addGroup("pattern", "card_testing"), "vigil_fraud_alerts", new SimpleCounter());
     add(operator.addGroup("path", "fast").addGroup("le_ms", "500"), "vigil_decision_latency_ms_bucket", new SimpleCounter());
     try (java.io.InputStream in = new java.net.URL("http://127.0.0.1:" + args[0] + "/metrics").openStream()) {

@@ -1,11 +1,11 @@
 """The fraud job's decision metrics (udfs/decision_metrics.py), no JVM: which latency buckets a
-decision counts in, the bounded pattern labels, and that the risk scorer and the fast path count
-each decision once, under the names the Prometheus rules read."""
+decision counts in, the bounded pattern labels, and that the risk scorer counts each decision once,
+under the names the Prometheus rules read (the fast path counts in Java:
+tests/unit/test_fraud_java_counters.py)."""
 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from udfs.decision_metrics import (LATENCY_BOUNDS_MS, LATENCY_LABELS, MODEL_CODES, OTHER_PATTERN, PATTERN_CODES,
                                    SQL_PATTERNS, AlertPatterns, DecisionLatency, first_bucket, pattern_label)
 from udfs.fraud_models import ModelConfig
-from udfs.fraud_scorer_operator import FastDecision, RiskScorer
+from udfs.fraud_scorer_operator import RiskScorer
 from udfs.fraud_scoring import OUTPUT_FIELDS
 # Flink's contexts and metric groups as the per-record guard tests stand them in.
-from tests.unit.test_per_record_guards import Context, FunctionContext, Item, MetricGroup, RuntimeContext
+from tests.unit.test_per_record_guards import Context, Item, MetricGroup, RuntimeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY = "vigil_decision_latency_ms_bucket"
@@ -104,19 +104,6 @@ def test_without_a_metric_group_nothing_is_counted_and_nothing_fails():
 
 
 # --- the adapters --------------------------------------------------------------------------------
-
-def test_the_fast_path_counts_each_decision_by_its_latency_from_the_append_time():
-    context = FunctionContext()
-    fast = FastDecision(ModelConfig(snapshot_dir=None))
-    fast.open(context)
-    now_ms = int(time.time() * 1000)
-    row = fast.eval("t1", '{"payments_1h": 1}', now_ms - 3_000)  # appended 3 s ago
-    assert row[6] is None and row[5] - (now_ms - 3_000) >= 3_000
-    assert {b for b, n in buckets(context.metrics, "fast").items() if n} == counted_in(row[5] - (now_ms - 3_000))
-    fast.eval("t1", "not json", now_ms)  # an error, not a decision: not counted
-    fast.eval("t1", '{"payments_1h": 1}')  # no append time: no latency to count
-    assert buckets(context.metrics, "fast")["inf"] == 1
-
 
 def item(kind: str, event_id: str, appended_ms: int | None, **fields) -> Item:
     values = dict(kind=kind, tenant_id="t1", event_id=event_id, event_ms=10, appended_ms=appended_ms,
