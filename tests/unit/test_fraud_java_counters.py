@@ -61,3 +61,10 @@ def test_the_python_scalar_functions_register_no_metrics():
     fast, fast_metrics = opened(FastDecision(ModelConfig(snapshot_dir=None)))
     assert fast.eval("t1", '{"payments_1h": 1}')[6] is None and fast.eval("t1", "not json")[6] is not None
     assert metrics.registry == {} and fast_metrics.registry == {}
+
+
+def test_a_fast_path_error_row_has_an_empty_array_for_reason_codes():
+    # A null array fails PyFlink's thread-mode converter: the job restarted on every scorer error.
+    fast, _ = opened(FastDecision(ModelConfig(snapshot_dir=None)))
+    row = fast.eval("t1", "not json")
+    assert row[6].startswith("JSONDecodeError") and row[1] == []
