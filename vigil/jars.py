@@ -6,7 +6,9 @@ Sets, each described by a pom under infra/maven/:
 - `zookeeper`: a ZooKeeper server and its dependencies (a classpath folder; vigil.zookeeper);
 - `flink-connectors`: shaded Flink connector/format jars handed to every job (pipeline.jars);
 - `flink-jdbc`: the JDBC connector for PostgreSQL and its driver (analytics jobs, SQL sessions);
-- `flink-sql-gateway`: the SQL Gateway jar the wheel lacks (SQL client and gateway).
+- `flink-sql-gateway`: the SQL Gateway jar the wheel lacks (SQL client and gateway);
+- `flink-s3`: Flink's S3 file system plugin (Presto) for checkpoints and savepoints in an
+  S3-compatible store (vigil.object_store places it under the cluster's plugins/ folder).
 A marker file holding the pom's hash makes resolution idempotent and re-runs it when a pom changes.
 
 Plus Vigil's own jars, built from java/ with the JDK's javac against the Flink jars of the
@@ -38,6 +40,8 @@ JAR_SETS = {
     "flink-jdbc": ("flink-jdbc.pom.xml", False),
     # the SQL Gateway jar, which the SQL client and bin/sql-gateway.sh need (vigil.sql_cli)
     "flink-sql-gateway": ("flink-sql-gateway.pom.xml", False),
+    # the S3 file system plugin (one shaded jar): state in the object store (vigil.object_store)
+    "flink-s3": ("flink-s3.pom.xml", False),
 }
 
 
