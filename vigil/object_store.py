@@ -121,7 +121,7 @@ def binary(log=print) -> Path:
     log(f"building {target.name} from infra/s3store")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_suffix(".staging")
-    result = subprocess.run([go, "build", "-trimpath", "-o", str(staging), "."], cwd=SOURCE_DIR,
+    result = subprocess.run([go, "build", "-trimpath", "-buildvcs=false", "-o", str(staging), "."], cwd=SOURCE_DIR,
                             capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"go build failed for infra/s3store:\n{result.stderr[-3000:]}")
@@ -146,7 +146,7 @@ def pid() -> int | None:
 def _answers(settings: StoreSettings) -> bool:
     """A signed listing of the bucket succeeds: the server is up, knows our key and has the bucket."""
     try:
-        _cli("ls", "-prefix", "-", settings.bucket, settings=settings, timeout=10)
+        _cli("ls", "-prefix", "-", settings.bucket, settings=settings, timeout=10)  # a prefix no key has: cheap
         return True
     except (RuntimeError, subprocess.TimeoutExpired):
         return False
