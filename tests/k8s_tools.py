@@ -37,7 +37,23 @@ KUBECONFORM = ("github.com/yannh/kubeconform/cmd/kubeconform", "v0.7.0")
 KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.5.0")
 # Kubernetes' schemas: the kubectl here is 1.32; the operator supports the versions around it
 K8S_SCHEMAS = ("kubernetes-validate", "1.37.0", "1.32.0")
-CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
+
+
+def _crd_dir() -> Path:
+    """The operator's CRDs (Maven Central serves no operator artifact here): VIGIL_K8S_CRDS, else
+    `shared/k8s-crds` beside the checkout, else beside the repository this one was cloned from (a
+    fresh clone in a temporary folder)."""
+    if os.environ.get("VIGIL_K8S_CRDS"):
+        return Path(os.environ["VIGIL_K8S_CRDS"])
+    candidates = [PROJECT_ROOT.parent / "shared" / "k8s-crds"]
+    origin = subprocess.run(["git", "-C", str(PROJECT_ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin and "://" not in origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "k8s-crds")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+CRD_DIR = _crd_dir()
 
 # kubeconform's file-name templates: built-in kinds as kubernetes-validate names them
 # (serviceaccount-v1.json, rolebinding-rbac-v1.json), CRDs by full group

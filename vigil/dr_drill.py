@@ -193,7 +193,7 @@ def _say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def _submit_all(jobs: list[DrillJob], restore: bool) -> None:
+def _submit_all(jobs: list[DrillJob], restore: bool, extra: list[str] = ()) -> None:
     """Submit the jobs in parallel (each `flink run` compiles its Python plan for ~10 s)."""
     from vigil import flink_cluster
     from vigil.paths import PROJECT_ROOT
@@ -201,8 +201,8 @@ def _submit_all(jobs: list[DrillJob], restore: bool) -> None:
 
     def submit(job: DrillJob) -> None:
         try:
-            extra = ["-s", job.restored_from.as_uri()] if restore else []
-            job.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / job.script, [*extra, *job.args])
+            source = ["-s", job.restored_from.as_uri()] if restore else []
+            job.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / job.script, [*source, *job.args, *extra])
         except BaseException as error:  # noqa: BLE001 - raised below
             errors.append(error)
     threads = [threading.Thread(target=submit, args=(job,)) for job in jobs]
@@ -295,43 +295,15 @@ def run(args) -> int:
             _wait_for_checkpoint_after(job.job_id, int(time.time() * 1000), 120)
         time.sleep(args.before_loss_s)
 
-        # --- the loss ---
+        # --- the failure ---
         raw_end = kafka_io.end_offsets(bootstrap, names["raw"])
         clean_end = kafka_io.end_offsets(bootstrap, names["clean"])
         committed_raw = kafka_io.committed_offsets(bootstrap, f"{prefix}-ingest", names["raw"])
         committed_clean = kafka_io.committed_offsets(bootstrap, f"{prefix}-fraud", names["clean"])
-        timeline.mark("kill")
-        killed = flink_cluster.kill_all()
-        wiped = flink_cluster.wipe_working_files()
-        _say(f"LOSS: killed {len(killed)} cluster processes (SIGKILL), wiped {', '.join(wiped)}; "
-             f"kept {', '.join(flink_cluster.DURABLE)}")
-        for job in jobs:
-            job.restored_from = newest_restore_point(flink_cluster.checkpoint_dir(), job.job_id,
-                                                     [savepoints[job.job_id]])
-            if job.restored_from is None:
-                raise RuntimeError(f"no restore point for {job.name} {job.job_id}")
-        old_ids = [job.job_id for job in jobs]
-        # The JobManager first; then the TaskManagers start while the jobs' clients compile their
-        # plans and submit (a submitted job waits for slots): the two longest steps overlap.
-        flink_cluster.start(taskmanagers=0, log=lambda *_: None)
-        timeline.mark("jobmanager")
-        taskmanagers = threading.Thread(target=lambda: (flink_cluster.start_taskmanagers(len(jobs), log=lambda *_: None),
-                                                        timeline.mark("taskmanagers")))
-        taskmanagers.start()
-        _submit_all(jobs, restore=True)
-        timeline.mark("submitted")
-        taskmanagers.join()
-        _all_checkpointing(jobs, 240)
-        timeline.mark("checkpointing")
-        rto = timeline.since("kill", "checkpointing")
-        _say(f"RECOVERED: RTO {rto:.1f} s (after the loss: JobManager up {timeline.since('kill', 'jobmanager'):.1f} s, "
-             f"TaskManagers registered {timeline.since('kill', 'taskmanagers'):.1f} s, jobs submitted "
-             f"{timeline.since('kill', 'submitted'):.1f} s, every job checkpointing {rto:.1f} s)")
-        for job, old in zip(jobs, old_ids):
-            _say(f"  {job.name}: {old} -> {job.job_id}, restored from {job.restored_from}")
+        rto = SCENARIOS[args.scenario](jobs, savepoints, timeline)
         _say(f"  replayed: ingest {replayed(raw_end, committed_raw):,} raw records, "
-             f"fraud {replayed(clean_end, committed_clean):,} clean events (after the offsets of the restored "
-             "checkpoints, committed with them)")
+             f"fraud {replayed(clean_end, committed_clean):,} clean events (after the offsets committed with "
+             "the last checkpoint before the failure)")
 
         for n in range(PROBE_BEFORE, PROBE_BEFORE + PROBE_AFTER):
             sender.payment(card, n)
@@ -379,7 +351,7 @@ def run(args) -> int:
          f"{len(payments):,} payments, {len(scores):,} scores; {len(alerts):,} alerts; "
          f"{len(copies)} copies of early events -> {sum(outcomes.get(p) == ['duplicate'] for p in copies)} duplicates; "
          f"velocity burst across the loss -> {len(burst)} alert(s)")
-    print(json.dumps({"drill": prefix, "rto_s": round(rto, 1), "broker_recovery_s": broker_s,
+    print(json.dumps({"drill": prefix, "scenario": args.scenario, "recovery_s": round(rto, 1), "broker_recovery_s": broker_s,
                       "replayed_raw": replayed(raw_end, committed_raw),
                       "replayed_clean": replayed(clean_end, committed_clean),
                       "raw_records": len(positions), "payments": len(payments), "alerts": len(alerts),
@@ -390,9 +362,102 @@ def run(args) -> int:
     if problems:
         _say("FAILED: " + "; ".join(problems))
         return 1
-    _say(f"PASSED: 0 lost, 0 duplicated; RTO {rto:.1f} s" + (f"; broker back, jobs checkpointing after "
+    _say(f"PASSED ({args.scenario}): 0 lost, 0 duplicated; recovered in {rto:.1f} s" + (f"; broker back, jobs checkpointing after "
                                                               f"{broker_s:.1f} s" if broker_s else ""))
     return 0
+
+
+# --- scenarios: each returns the recovery time (s), from the failure to every job checkpointing ---
+
+def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+    """Every cluster process killed, the working files wiped, a fresh cluster, jobs restored."""
+    from vigil import flink_cluster
+    timeline.mark("kill")
+    killed = flink_cluster.kill_all()
+    wiped = flink_cluster.wipe_working_files()
+    _say(f"LOSS: killed {len(killed)} cluster processes (SIGKILL), wiped {', '.join(wiped)}; "
+         f"kept {', '.join(flink_cluster.DURABLE)}")
+    for job in jobs:
+        job.restored_from = newest_restore_point(flink_cluster.checkpoint_dir(), job.job_id,
+                                                 [savepoints[job.job_id]])
+        if job.restored_from is None:
+            raise RuntimeError(f"no restore point for {job.name} {job.job_id}")
+    old_ids = [job.job_id for job in jobs]
+    # The JobManager first; then the TaskManagers start while the jobs' clients compile their
+    # plans and submit (a submitted job waits for slots): the two longest steps overlap.
+    flink_cluster.start(taskmanagers=0, log=lambda *_: None)
+    timeline.mark("jobmanager")
+    taskmanagers = threading.Thread(target=lambda: (flink_cluster.start_taskmanagers(len(jobs), log=lambda *_: None),
+                                                    timeline.mark("taskmanagers")))
+    taskmanagers.start()
+    _submit_all(jobs, restore=True)
+    timeline.mark("submitted")
+    taskmanagers.join()
+    _all_checkpointing(jobs, 240)
+    timeline.mark("checkpointing")
+    rto = timeline.since("kill", "checkpointing")
+    _say(f"RECOVERED: RTO {rto:.1f} s (after the loss: JobManager up {timeline.since('kill', 'jobmanager'):.1f} s, "
+         f"TaskManagers registered {timeline.since('kill', 'taskmanagers'):.1f} s, jobs submitted "
+         f"{timeline.since('kill', 'submitted'):.1f} s, every job checkpointing {rto:.1f} s)")
+    for job, old in zip(jobs, old_ids):
+        _say(f"  {job.name}: {old} -> {job.job_id}, restored from {job.restored_from}")
+    return rto
+
+
+def _jobmanager_failover(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+    """The leading JobManager killed; the standby takes over through ZooKeeper and recovers the
+    same jobs from their last checkpoints, with no action from the drill. A replacement standby
+    is started afterwards, as a supervisor would."""
+    from vigil import flink_cluster, procs
+    import signal
+    settings = flink_cluster.ClusterSettings()
+    leader = flink_cluster.leading_rest_port(settings)
+    pid = flink_cluster.jobmanager_pids().get(leader)
+    if pid is None:
+        raise RuntimeError("no leading JobManager found (is the cluster running with VIGIL_FLINK_HA=1?)")
+    killed_ms = int(timeline.mark("kill") * 1000)
+    procs.kill_tree(pid, signal.SIGKILL)
+    _say(f"FAILURE: leading JobManager (REST port {leader}, pid {pid}) killed (SIGKILL)")
+    procs.wait_until(lambda: flink_cluster.leading_rest_port(settings) not in (None, leader), 120,
+                     "the standby JobManager to lead", interval=0.2)
+    timeline.mark("leader")
+    for job in jobs:
+        flink_cluster.wait_for_recovery(job.job_id, killed_ms, timeout_s=180)
+    timeline.mark("checkpointing")
+    took = timeline.since("kill", "checkpointing")
+    _say(f"FAILED OVER: every job checkpointing again {took:.1f} s after the kill (standby leading after "
+         f"{timeline.since('kill', 'leader'):.1f} s; same job ids: {', '.join(j.job_id for j in jobs)})")
+    pid_file = flink_cluster._standby_pid_file() if leader == settings.standby_rest_port else flink_cluster._jm_pid_file()
+    flink_cluster.start_jobmanager(leader, pid_file, settings)
+    _say(f"a new standby JobManager started on REST port {leader}")
+    return took
+
+
+def _rescale(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+    """Each job stopped with a savepoint and restored at parallelism 2, then again at 1, under
+    traffic (TaskManagers added first for the extra slots); returns the longest stop -> checkpointing."""
+    from vigil import flink_cluster
+    from vigil.savepoint_ops import take_savepoint
+    flink_cluster.start_taskmanagers(len(jobs), log=_say)
+    timeline.mark("kill")
+    longest = 0.0
+    for parallelism in (2, 1):
+        started = time.time()
+        for job in jobs:
+            job.restored_from = Path(take_savepoint(job.job_id, stop=True).path.removeprefix("file:"))
+        _submit_all(jobs, restore=True, extra=["--parallelism", str(parallelism)])
+        _all_checkpointing(jobs, 240)
+        took = time.time() - started
+        longest = max(longest, took)
+        vertices = {job.name: max(v["parallelism"] for v in flink_cluster.job(job.job_id)["vertices"]) for job in jobs}
+        _say(f"RESCALED to parallelism {parallelism} in {took:.1f} s (stop with savepoint -> every job checkpointing); "
+             f"widest operator per job: {vertices}")
+        if any(width != parallelism for width in vertices.values()):
+            raise RuntimeError(f"a job did not run at parallelism {parallelism}: {vertices}")
+    return longest
+
+
+SCENARIOS = {"cluster-loss": _cluster_loss, "jobmanager-failover": _jobmanager_failover, "rescale": _rescale}
 
 
 def _broker_loss(jobs: list[DrillJob]) -> float:
@@ -425,7 +490,7 @@ def _wait_for_scores(bootstrap: str, registry: str, topic: str, payments: set[st
         time.sleep(3)
 
 
-def drill_environment(environ: dict[str, str], state: Path) -> dict[str, str]:
+def drill_environment(environ: dict[str, str], state: Path, ha: bool = False) -> dict[str, str]:
     """The drill's own cluster: its folder and ports (VIGIL_DR_* to change them), so that the
     user's cluster and jobs are never touched.
 
@@ -437,10 +502,17 @@ def drill_environment(environ: dict[str, str], state: Path) -> dict[str, str]:
     env["VIGIL_FLINK_STATE"] = environ.get("VIGIL_DR_FLINK_STATE", str(state / "flink-dr"))
     env["VIGIL_FLINK_REST_PORT"] = environ.get("VIGIL_DR_FLINK_REST_PORT", "8091")
     env["VIGIL_FLINK_RPC_PORT"] = environ.get("VIGIL_DR_FLINK_RPC_PORT", "6131")
+    env["VIGIL_FLINK_STANDBY_REST_PORT"] = str(int(env["VIGIL_FLINK_REST_PORT"]) + 2)
+    env["VIGIL_ZOOKEEPER_PORT"] = environ.get("VIGIL_DR_ZOOKEEPER_PORT", "2191")
+    env["VIGIL_FLINK_HA"] = "1" if ha else "0"
     return env
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="cluster-loss",
+                   help="cluster-loss: every cluster process killed and its files wiped, jobs restored on a fresh "
+                        "cluster (default); jobmanager-failover: the leading JobManager killed on an HA cluster; "
+                        "rescale: stop with savepoints, restore at parallelism 2, then 1")
     p.add_argument("--rate", type=float, default=300.0, help="generator events per second (default 300)")
     p.add_argument("--warmup-s", type=float, default=10.0, help="traffic before the savepoints (default 10)")
     p.add_argument("--before-loss-s", type=float, default=5.0, help="traffic after them, before the loss")
@@ -463,11 +535,12 @@ def add_parser(sub) -> None:
 def _cmd_drill(args) -> int:
     import subprocess
     from vigil.paths import PROJECT_ROOT, state_dir
-    argv = [f"--rate={args.rate}", f"--warmup-s={args.warmup_s}", f"--before-loss-s={args.before_loss_s}",
+    argv = [f"--scenario={args.scenario}", f"--rate={args.rate}", f"--warmup-s={args.warmup_s}", f"--before-loss-s={args.before_loss_s}",
             f"--after-s={args.after_s}", f"--checkpoint-interval-ms={args.checkpoint_interval_ms}",
             *(["--broker-kill"] if args.broker_kill else []), *(["--keep-running"] if args.keep_running else [])]
     return subprocess.run([sys.executable, "-m", "vigil.dr_drill", *argv], cwd=PROJECT_ROOT,
-                          env=drill_environment(dict(os.environ), state_dir())).returncode
+                          env=drill_environment(dict(os.environ), state_dir(),
+                                                ha=args.scenario == "jobmanager-failover")).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +36,19 @@ class ClusterSettings:
     # Start each TaskManager's embedded Python at TaskManager start (ADR 0006); 0 turns it off
     # (jobs in process mode only, or to measure what it prevents).
     python_warmup: bool = os.environ.get("VIGIL_PYTHON_WARMUP", "1") != "0"
+    # JobManager high availability (VIGIL_FLINK_HA=1): leader election and job pointers in a local
+    # ZooKeeper (vigil.zookeeper), a standby JobManager beside the leader. Its REST port is the
+    # standby's own; clients reach whichever leads (rest() tries both, `flink run` asks ZooKeeper).
+    ha: bool = os.environ.get("VIGIL_FLINK_HA", "0") == "1"
+    standby_rest_port: int = int(os.environ.get("VIGIL_FLINK_STANDBY_REST_PORT",
+                                                str(int(os.environ.get("VIGIL_FLINK_REST_PORT", "8081")) + 2)))
 
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+    def rest_urls(self) -> list[str]:
+        return [self.rest_url] + ([f"http://127.0.0.1:{self.standby_rest_port}"] if self.ha else [])
 
 
 def flink_home() -> Path:
@@ -76,8 +87,31 @@ def _conf_dir(settings: ClusterSettings) -> Path:
         rest_port=settings.rest_port, rpc_port=settings.rpc_port, checkpoint_uri=checkpoint_dir().as_uri(),
         savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports,
         python_warmup=_python_warmup(settings))
-    (conf / "config.yaml").write_text(text)
+    (conf / "config.yaml").write_text(text + _high_availability(settings))
     return conf
+
+
+def ha_dir() -> Path:
+    """Job graphs and checkpoint pointers of an HA cluster (ZooKeeper holds only their paths):
+    durable, like the checkpoint store."""
+    return sub(home(), "ha")
+
+
+def _high_availability(settings: ClusterSettings) -> str:
+    """The ZooKeeper HA keys. The JobManagers' RPC ports come from a range (two on one host); a
+    short ZooKeeper session lets the standby notice a dead leader in seconds (the server's
+    minimum is 2 ticks: 4 s)."""
+    if not settings.ha:
+        return ""
+    from vigil import zookeeper
+    return (f"high-availability.type: zookeeper\n"
+            f"high-availability.zookeeper.quorum: {zookeeper.connect_string()}\n"
+            f"high-availability.zookeeper.path.root: /vigil\n"
+            f"high-availability.cluster-id: /{home().name}\n"
+            f"high-availability.storageDir: {ha_dir().as_uri()}\n"
+            f"high-availability.jobmanager.port: {settings.rpc_port}-{settings.rpc_port + 2}\n"
+            f"high-availability.zookeeper.client.session-timeout: 6000\n"
+            f"high-availability.zookeeper.client.connection-timeout: 3000\n")
 
 
 def _python_warmup(settings: ClusterSettings) -> str:
@@ -142,13 +176,54 @@ def _jm_pid_file() -> Path:
     return sub(home(), "pid") / "jobmanager.pid"
 
 
+def _standby_pid_file() -> Path:
+    return sub(home(), "pid") / "jobmanager-standby.pid"
+
+
+def jobmanager_pids() -> dict[int, int]:
+    """REST port -> pid of each live JobManager (one, or the leader and standby with HA)."""
+    settings = ClusterSettings()
+    files = {settings.rest_port: _jm_pid_file(), settings.standby_rest_port: _standby_pid_file()}
+    return {port: pid for port, f in files.items() if procs.is_alive(pid := procs.read_pid(f))}
+
+
+def leading_rest_port(settings: ClusterSettings = ClusterSettings()) -> int | None:
+    """The REST port of the JobManager that leads (its endpoint serves /overview), if any."""
+    for port in (settings.rest_port, settings.standby_rest_port) if settings.ha else (settings.rest_port,):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/overview", timeout=2):
+                return port
+        except OSError:
+            continue
+    return None
+
+
+def start_jobmanager(rest_port: int, pid_file: Path, settings: ClusterSettings = ClusterSettings()) -> int:
+    """A JobManager process serving REST on `rest_port` (dynamic property: with HA, the leader and
+    the standby share one configuration folder)."""
+    name = "jobmanager" if pid_file == _jm_pid_file() else pid_file.stem
+    return procs.spawn([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground", "-D", f"rest.port={rest_port}"],
+                       sub(home(), "log") / f"{name}-{int(time.time())}.out", pid_file, env=environment(settings))
+
+
 def rest(path: str, settings: ClusterSettings = ClusterSettings(), method: str = "GET",
          body: dict | None = None, timeout: float = 5):
+    """One call to the leading JobManager's REST API. With HA, a standby's endpoint answers 503
+    (or nothing, when the JobManager is gone): the next JobManager is asked."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(settings.rest_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"null")
+    urls = settings.rest_urls()
+    for index, url in enumerate(urls):
+        request = urllib.request.Request(url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or index == len(urls) - 1:
+                raise
+        except OSError:
+            if index == len(urls) - 1:
+                raise
 
 
 def _overview(settings: ClusterSettings) -> dict | None:
@@ -167,7 +242,7 @@ def _taskmanager_ids(settings: ClusterSettings) -> set[str]:
 
 
 def is_running(settings: ClusterSettings = ClusterSettings()) -> bool:
-    return procs.is_alive(procs.read_pid(_jm_pid_file())) and _overview(settings) is not None
+    return bool(jobmanager_pids()) and _overview(settings) is not None
 
 
 def start_taskmanager(settings: ClusterSettings = ClusterSettings(), log=print) -> int:
@@ -200,11 +275,16 @@ def start(settings: ClusterSettings = ClusterSettings(), taskmanagers: int = 1, 
                            "start; set VIGIL_FLINK_REST_PORT")
     for stale in _tm_pid_files():
         stale.unlink()
-    env = environment(settings)
+    if settings.ha:
+        from vigil import zookeeper
+        zookeeper.start(log=log)
     log(f"flink: starting JobManager, REST {settings.rest_url} (logs: {home() / 'log'})")
-    procs.spawn([str(flink_home() / "bin" / "jobmanager.sh"), "start-foreground"],
-                sub(home(), "log") / "jobmanager.out", _jm_pid_file(), env=env)
+    start_jobmanager(settings.rest_port, _jm_pid_file(), settings)
     procs.wait_until(lambda: _overview(settings) is not None, 90, "the Flink REST API")
+    if settings.ha:
+        log(f"flink: high availability through ZooKeeper; standby JobManager, REST "
+            f"http://127.0.0.1:{settings.standby_rest_port}")
+        start_jobmanager(settings.standby_rest_port, _standby_pid_file(), settings)
     if taskmanagers:
         start_taskmanagers(taskmanagers, settings, log)
     log(f"flink: ready, web UI {settings.rest_url}")
@@ -218,15 +298,19 @@ def stop_taskmanagers(log=print) -> None:
 
 
 def stop(log=print) -> None:
-    stopped = [procs.stop(f) for f in _tm_pid_files()] + [procs.stop(_jm_pid_file())]
+    stopped = [procs.stop(f) for f in _tm_pid_files()] + [procs.stop(_jm_pid_file()), procs.stop(_standby_pid_file())]
     log("flink: stopped" if any(stopped) else "flink: not running")
+    if ClusterSettings().ha:
+        from vigil import zookeeper
+        zookeeper.stop(log=log)
 
 
 def kill_all() -> list[int]:
     """SIGKILL the JobManager and every TaskManager with their children (Python workers), as the
     loss of the machine would (disaster-recovery drills); returns the pids killed."""
     import signal
-    pids = [pid for f in [_jm_pid_file(), *_tm_pid_files()] if procs.is_alive(pid := procs.read_pid(f))]
+    pids = [pid for f in [_jm_pid_file(), _standby_pid_file(), *_tm_pid_files()]
+            if procs.is_alive(pid := procs.read_pid(f))]
     for pid in pids:
         procs.kill_tree(pid, signal.SIGKILL)
     procs.wait_until(lambda: not any(procs.is_alive(p) for p in pids), 15, "the cluster's processes to die")

@@ -6,6 +6,8 @@ restore` with that changed plan refusing with the same report, no job submitted.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.ingest_checks import ingest_args, produce_with_manifest, read_outcomes
 from vigil import cli, flink_cluster, savepoint_ops
 from vigil.paths import PROJECT_ROOT
@@ -21,6 +23,10 @@ def _vigil(capsys, *argv: str) -> tuple[int, str, str]:
     with capsys.disabled():   # shown with -s
         print(f"$ vigil {' '.join(argv)} -> exit {code}\n{out.out}{out.err}")
     return code, out.out, out.err
+
+
+# Three PyFlink plan exports (40-90 s each): in `make drills`, beside the other long runs.
+pytestmark = pytest.mark.long
 
 
 def test_upgrade_check_maps_the_same_plan_and_names_state_a_changed_plan_drops(flink, kafka, ingest_topics,
