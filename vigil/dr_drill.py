@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def crossed_10m(evidence: str | None) -> bool:
     """
     counts = [int(n) for n in re.findall(r'"attempts_10m"\s*:\s*(\d+)', evidence or "")]
     return any(n >= PROBE_THRESHOLD for n in counts)
+
+
+def epoch_ms(value) -> int:
+    """An event time as decoded (a datetime for timestamp-millis, UTC when naive) in epoch ms.
+
+    >>> epoch_ms(datetime(2026, 1, 1, tzinfo=timezone.utc)), epoch_ms(datetime(2026, 1, 1)), epoch_ms(5)
+    (1767225600000, 1767225600000, 5)
+    """
+    if isinstance(value, datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+    return int(value)
 
 
 def replayed(end_offsets: dict[int, int], committed: dict[int, int]) -> int:
@@ -242,6 +254,7 @@ def run(args) -> int:
     from vigil import accounting, flink_cluster, fraud_rules, kafka_broker, kafka_io, topics
     from vigil.registry import service as registry_service
     from vigil.registry.catalog import read_values
+    from vigil.paths import state_dir
     from vigil.rules_cli import publish
     from vigil.savepoint_ops import take_savepoint
     from jobs import fraud_config
@@ -249,7 +262,7 @@ def run(args) -> int:
     bootstrap, registry = kafka_broker.BrokerSettings().bootstrap, registry_service.registry_url()
     timeline = Timeline()
     prefix = f"dr-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    folder = flink_cluster.home() / "drills" / prefix
+    folder = state_dir() / "drills" / prefix   # outside the cluster's folder, which the loss wipes
     folder.mkdir(parents=True)
     names = topics.create_fraud_topics(bootstrap, prefix)
     names["raw"], names["ingest_dlq"] = f"{prefix}.events.raw", f"{prefix}.events.dlq"
@@ -338,7 +351,7 @@ def run(args) -> int:
     # Payments the fraud job's watermark has passed (it waits a few seconds behind the newest event).
     cutoff = stopped_ms - 30_000
     payments = {e for e, v in result["clean"].items()
-                if v["event_type"] == "payment_attempt" and v["event_time"] <= cutoff}
+                if v["event_type"] == "payment_attempt" and epoch_ms(v["event_time"]) <= cutoff}
     scores = _wait_for_scores(bootstrap, registry, names["scores"], payments, 180)
     problems += accounting.each_payment_scored_once(payments, [s["event_id"] for s in scores])
     alerts = read_values(bootstrap, registry, names["alerts"])

@@ -13,7 +13,7 @@ import sysconfig
 from dataclasses import dataclass
 
 from vigil import jars
-from vigil.paths import PROJECT_ROOT, state_dir
+from vigil.paths import PROJECT_ROOT
 
 
 def python_executable() -> str:
@@ -97,7 +97,10 @@ class FlinkSettings:
             conf["restart-strategy.type"] = "disable"  # the first failure fails the job (tests prove none happens)
         elif self.max_restarts is not None:
             conf["restart-strategy.exponential-delay.attempts-before-reset-backoff"] = str(self.max_restarts)
-        conf["execution.checkpointing.dir"] = self.checkpoint_dir or (state_dir() / "flink" / "checkpoints").as_uri()
+        # The cluster's own store (VIGIL_FLINK_STATE: the tests' or a drill's cluster), not always
+        # the user's: a job's setting wins over the cluster's, and a drill restores from its store.
+        from vigil import flink_cluster
+        conf["execution.checkpointing.dir"] = self.checkpoint_dir or flink_cluster.checkpoint_dir().as_uri()
         return conf
 
     def overrides(self) -> dict[str, str]:
