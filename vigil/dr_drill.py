@@ -198,7 +198,7 @@ class DrillJob:
     script: str
     args: list[str]
     job_id: str = ""
-    restored_from: Path | None = None
+    restored_from: str | None = None   # a file: or s3: URI, what `flink run -s` takes
 
 
 def _say(text: str) -> None:
@@ -213,7 +213,7 @@ def _submit_all(jobs: list[DrillJob], restore: bool, extra: list[str] = ()) -> N
 
     def submit(job: DrillJob) -> None:
         try:
-            source = ["-s", job.restored_from.as_uri()] if restore else []
+            source = ["-s", job.restored_from] if restore else []
             job.job_id = flink_cluster.submit_python_job(PROJECT_ROOT / job.script, [*source, *job.args, *extra])
         except BaseException as error:  # noqa: BLE001 - raised below
             errors.append(error)
@@ -300,8 +300,7 @@ def run(args) -> int:
             time.sleep(0.5)
         sender.flush()
         time.sleep(args.warmup_s)
-        savepoints = {job.job_id: Path(take_savepoint(job.job_id, stop=False).path.removeprefix("file:"))
-                      for job in jobs}
+        savepoints = {job.job_id: take_savepoint(job.job_id, stop=False).path for job in jobs}
         _say("savepoints: " + ", ".join(str(p) for p in savepoints.values()))
         # Checkpoints that hold the probes: their payments were read and decided before the loss.
         for job in jobs:
@@ -380,9 +379,22 @@ def run(args) -> int:
     return 0
 
 
+def _restore_point(job_id: str, savepoint: str) -> str | None:
+    """The job's newest complete checkpoint or its savepoint, whichever is newer, as a URI: from
+    the S3 store (VIGIL_STATE_STORE=s3) or the cluster's folders."""
+    from vigil import flink_cluster, object_store
+    if flink_cluster.s3_store():
+        bucket, prefix = object_store.StoreSettings().bucket, flink_cluster.home().name
+        return object_store.newest_restore_point(bucket, f"{prefix}/checkpoints/{job_id}/",
+                                                 [f"{prefix}/savepoints/savepoint-{job_id[:6]}"])
+    found = newest_restore_point(flink_cluster.checkpoint_dir(), job_id,
+                                 [Path(savepoint.removeprefix("file:"))])
+    return found.as_uri() if found else None
+
+
 # --- scenarios: each returns the recovery time (s), from the failure to every job checkpointing ---
 
-def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timeline) -> float:
     """Every cluster process killed, the working files wiped, a fresh cluster, jobs restored."""
     from vigil import flink_cluster
     timeline.mark("kill")
@@ -391,8 +403,7 @@ def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: T
     _say(f"LOSS: killed {len(killed)} cluster processes (SIGKILL), wiped {', '.join(wiped)}; "
          f"kept {', '.join(flink_cluster.DURABLE)}")
     for job in jobs:
-        job.restored_from = newest_restore_point(flink_cluster.checkpoint_dir(), job.job_id,
-                                                 [savepoints[job.job_id]])
+        job.restored_from = _restore_point(job.job_id, savepoints[job.job_id])
         if job.restored_from is None:
             raise RuntimeError(f"no restore point for {job.name} {job.job_id}")
     old_ids = [job.job_id for job in jobs]
@@ -417,7 +428,7 @@ def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: T
     return rto
 
 
-def _jobmanager_failover(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+def _jobmanager_failover(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timeline) -> float:
     """The leading JobManager killed; the standby takes over through ZooKeeper and recovers the
     same jobs from their last checkpoints, with no action from the drill. A replacement standby
     is started afterwards, as a supervisor would."""
@@ -446,7 +457,7 @@ def _jobmanager_failover(jobs: list[DrillJob], savepoints: dict[str, Path], time
     return took
 
 
-def _rescale(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeline) -> float:
+def _rescale(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timeline) -> float:
     """Each job stopped with a savepoint and restored at parallelism 2, then again at 1, under
     traffic (TaskManagers added first for the extra slots); returns the longest stop -> checkpointing."""
     from vigil import flink_cluster
@@ -457,7 +468,7 @@ def _rescale(jobs: list[DrillJob], savepoints: dict[str, Path], timeline: Timeli
     for parallelism in (2, 1):
         started = time.time()
         for job in jobs:
-            job.restored_from = Path(take_savepoint(job.job_id, stop=True).path.removeprefix("file:"))
+            job.restored_from = take_savepoint(job.job_id, stop=True).path
         _submit_all(jobs, restore=True, extra=["--parallelism", str(parallelism)])
         _all_checkpointing(jobs, 240)
         took = time.time() - started

@@ -75,6 +75,26 @@ def savepoint_dir() -> Path:
     return sub(home(), "savepoints")
 
 
+def s3_store() -> bool:
+    """VIGIL_STATE_STORE=s3: checkpoints and savepoints in the local S3-compatible store
+    (vigil.object_store, ADR 0014) under s3://<bucket>/<cluster folder name>/; default `local`:
+    the cluster's own folders."""
+    return os.environ.get("VIGIL_STATE_STORE", "local") == "s3"
+
+
+def _s3_keys() -> dict[str, str]:
+    from vigil import object_store
+    return object_store.flink_settings(object_store.StoreSettings().bucket, home().name)
+
+
+def checkpoint_uri() -> str:
+    return _s3_keys()["execution.checkpointing.dir"] if s3_store() else checkpoint_dir().as_uri()
+
+
+def savepoint_uri() -> str:
+    return _s3_keys()["execution.checkpointing.savepoint-dir"] if s3_store() else savepoint_dir().as_uri()
+
+
 def _conf_dir(settings: ClusterSettings) -> Path:
     conf = sub(home(), "conf")
     default_conf = flink_home() / "conf"
@@ -84,11 +104,20 @@ def _conf_dir(settings: ClusterSettings) -> Path:
     text = Template(TEMPLATE.read_text()).substitute(
         java_opts=java_opts, jobmanager_memory=settings.jobmanager_memory,
         taskmanager_memory=settings.taskmanager_memory, slots=settings.slots,
-        rest_port=settings.rest_port, rpc_port=settings.rpc_port, checkpoint_uri=checkpoint_dir().as_uri(),
-        savepoint_uri=savepoint_dir().as_uri(), metrics_ports=settings.metrics_ports,
+        rest_port=settings.rest_port, rpc_port=settings.rpc_port, checkpoint_uri=checkpoint_uri(),
+        savepoint_uri=savepoint_uri(), metrics_ports=settings.metrics_ports,
         python_warmup=_python_warmup(settings))
-    (conf / "config.yaml").write_text(text + _high_availability(settings))
+    config = conf / "config.yaml"
+    config.write_text(text + _high_availability(settings) + _s3_access())
+    config.chmod(0o600)   # with the S3 store it holds the key pair
     return conf
+
+
+def _s3_access() -> str:
+    """The S3 plugin's endpoint and key pair (the folders are in the template)."""
+    if not s3_store():
+        return ""
+    return "".join(f"{key}: {value}\n" for key, value in _s3_keys().items() if key.startswith("s3."))
 
 
 def ha_dir() -> Path:
@@ -161,6 +190,9 @@ def environment(settings: ClusterSettings = ClusterSettings()) -> dict[str, str]
     env.update(FLINK_HOME=str(flink_home()), FLINK_CONF_DIR=str(_conf_dir(settings)),
                FLINK_LIB_DIR=str(_lib_dir()),
                FLINK_LOG_DIR=str(sub(home(), "log")), FLINK_PID_DIR=str(sub(home(), "pid")))
+    if s3_store():
+        from vigil import object_store
+        env["FLINK_PLUGINS_DIR"] = str(object_store.plugins_dir())
     return env
 
 
@@ -278,6 +310,10 @@ def start(settings: ClusterSettings = ClusterSettings(), taskmanagers: int = 1, 
     if settings.ha:
         from vigil import zookeeper
         zookeeper.start(log=log)
+    if s3_store():   # outlives the cluster (stop() leaves it): the DR drill restores from it
+        from vigil import object_store
+        object_store.start(log=log)
+        object_store.ensure_bucket(object_store.StoreSettings().bucket)
     log(f"flink: starting JobManager, REST {settings.rest_url} (logs: {home() / 'log'})")
     start_jobmanager(settings.rest_port, _jm_pid_file(), settings)
     procs.wait_until(lambda: _overview(settings) is not None, 90, "the Flink REST API")

@@ -100,7 +100,7 @@ class FlinkSettings:
         # The cluster's own store (VIGIL_FLINK_STATE: the tests' or a drill's cluster), not always
         # the user's: a job's setting wins over the cluster's, and a drill restores from its store.
         from vigil import flink_cluster
-        conf["execution.checkpointing.dir"] = self.checkpoint_dir or flink_cluster.checkpoint_dir().as_uri()
+        conf["execution.checkpointing.dir"] = self.checkpoint_dir or flink_cluster.checkpoint_uri()
         return conf
 
     def overrides(self) -> dict[str, str]:

@@ -380,7 +380,7 @@ def _catalogue(job: JobInfo, location: str, kind: str, fingerprint: str) -> Cata
 def take_savepoint(wanted: str, *, stop: bool, timeout_s: float = 300) -> CatalogEntry:
     job = resolve_job(_jobs(), wanted)
     fingerprint = _fingerprint(job.job_id)   # before a stop: a stopped job's plan is still served, but be sure
-    target = flink_cluster.savepoint_dir().as_uri()
+    target = flink_cluster.savepoint_uri()
     if stop:
         answer = _rest(f"/jobs/{job.job_id}/stop", "POST", {"targetDirectory": target, "drain": False})
     else:
