@@ -35,7 +35,7 @@ import pytest
 from vigil import object_store, procs
 
 JOB = r"""
-import json, sys, time
+import json, os, sys, time
 from pyflink.common import Configuration
 from pyflink.java_gateway import get_gateway
 from pyflink.table import EnvironmentSettings, TableEnvironment
@@ -71,6 +71,10 @@ def run(extra):
 
 first_job = run({})
 print("job", first_job.get_job_id(), flush=True)
+# The test says when it has seen a checkpoint of this job in the store (on a busy machine the
+# first periodic checkpoint can come after a savepoint would): only then the savepoint and cancel.
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.2)
 deadline = time.time() + 60
 while True:  # a savepoint fails until every task runs: retry
     try:
@@ -161,12 +165,16 @@ def test_flink_checkpoints_savepoints_and_restores_through_the_store(store, tmp_
     assert (plugins / "s3-fs-presto").is_dir() and (plugins / "metrics-prometheus").exists()
     (tmp_path / "job.py").write_text(JOB)
     env = dict(os.environ, FLINK_HOME=str(flink_cluster.flink_home()), FLINK_PLUGINS_DIR=str(plugins))
-    log_path = tmp_path / "job.out"
+    log_path, go = tmp_path / "job.out", tmp_path / "go"
     with open(log_path, "w") as log:
-        job = subprocess.Popen([sys.executable, str(tmp_path / "job.py"), json.dumps(settings)], env=env,
+        job = subprocess.Popen([sys.executable, str(tmp_path / "job.py"), json.dumps(settings), str(go)], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         first_id = _wait_for_line(log_path, "job", job, 60)
+        procs.wait_until(lambda: object_store.newest_checkpoint(
+            store.bucket, f"{prefix}/checkpoints/{first_id}/", store) is not None, 60,
+            "a checkpoint of the first job in the store")
+        go.touch()
         savepoint = _wait_for_line(log_path, "savepoint", job, 60)
         restored_id = _wait_for_line(log_path, "restored", job, 30)
         assert savepoint.startswith(f"s3://vigil-test/{prefix}/savepoints/savepoint-")
