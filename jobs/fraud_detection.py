@@ -95,6 +95,7 @@ def create_input_views(t_env, config: FraudConfig) -> None:
     t_env.create_java_temporary_system_function("byte_length", "vigil.flink.functions.ByteLength")
     # Metrics of Python scalar functions are not reported in thread mode: counted in Java (docs/adr/0005).
     t_env.create_java_temporary_system_function("count_rule_refusal", "vigil.flink.functions.CountRuleRefusal")
+    t_env.create_java_temporary_system_function("count_late_event", "vigil.flink.functions.CountLateEvent")
     for statement in sql_files.render(
             "queries/fraud_verdicts.sql", rule_fields=Fragment(rule_fields_sql()),
             events_missing=missing_columns_sql("event_id", "event_time", "tenant_id", "user_id", "event_type"),
@@ -164,18 +165,20 @@ def create_feature_views(t_env, exact: bool = True) -> None:
     # On arrival: before user_activity, whose rows wait for the watermark.
     t_env.execute_sql("CREATE TEMPORARY VIEW arriving_events AS SELECT *, PROCTIME() AS proc_time "
                       "FROM keyed_events_query")
-    variants = []
+    variants = []  # (view, entity type, hour rows, columns passed through)
     if exact:
-        variants.append(("user", "user", hour_rows_of_users()))
+        variants.append(("user", "user", hour_rows_of_users(), ""))
         for entity, column in fraud_features.ENTITY_COLUMNS.items():
             if entity != "user":
                 t_env.execute_sql(entity_events_view_sql(f"{entity}_events", column))
-                variants.append((entity, entity, hour_rows_process(f"{entity}_events")))
-    variants.append(("user_now", "user", hour_rows_over("user_id", "proc_time", "arriving_events")))
-    for view_name, entity, hour_rows in variants:
+                variants.append((entity, entity, hour_rows_process(f"{entity}_events"), ""))
+    # is_late: the exact path scores the late payments on these features (decision_inputs_sql)
+    variants.append(("user_now", "user", hour_rows_over("user_id", "proc_time", "arriving_events", ", is_late"),
+                     ", is_late"))
+    for view_name, entity, hour_rows, passed in variants:
         for statement in sql_files.render(
                 "queries/fraud_features.sql", view_name=view_name, entity_type=entity,
-                hour_rows=hour_rows, haversine_km=haversine):
+                hour_rows=hour_rows, haversine_km=haversine, passed_columns=Fragment(passed)):
             sql_files.execute(t_env, statement)
 
 

@@ -103,12 +103,13 @@ def pattern_views() -> list[str]:
 _HOUR_ROW_COLUMNS = "event_id, event_type, appended_at, amount_usd, latitude, longitude, device_id, card_fingerprint"
 
 
-def hour_rows_over(column: str, time_column: str, source_view: str) -> Fragment:
+def hour_rows_over(column: str, time_column: str, source_view: str, passed: str = "") -> Fragment:
     """An entity's events (`column`) with `h`, hour_features in an unbounded OVER ordered by
-    `time_column` (the low-latency path's arrival order)."""
+    `time_column` (the low-latency path's arrival order); `passed`: more columns of `source_view`
+    (", a, b")."""
     return Fragment(
         f"(SELECT tenant_id, {column} AS entity_id, CAST(event_time AS TIMESTAMP(3)) AS event_time, "
-        f"{_HOUR_ROW_COLUMNS}, "
+        f"{_HOUR_ROW_COLUMNS}{passed}, "
         "hour_features(event_time, event_type, amount_usd, user_id, device_id, card_fingerprint, ip, country, "
         f"latitude, longitude) OVER (PARTITION BY tenant_id, {column} ORDER BY {time_column} "
         f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS h FROM {source_view} WHERE {column} IS NOT NULL)")
@@ -137,11 +138,13 @@ def hour_rows_of_users() -> Fragment:
                     f"{_HOUR_ROW_COLUMNS}, a AS h FROM user_activity WHERE user_id IS NOT NULL)")
 
 
-def features_json_sql(links: bool = False) -> str:
+def features_json_sql(links: bool = False, late: bool = False) -> str:
     """The features as JSON; with `links`, also the event's device and card, which the risk scorer
-    takes out again to link the payment's alert into incidents (udfs/fraud_scoring.py)."""
+    takes out again to link the payment's alert into incidents (udfs/fraud_scoring.py); with
+    `late`, "late": true (a payment scored on its arrival-order features, reason code late_event)."""
     names = ("amount_usd",) + fraud_features.FEATURES + (("device_id", "card_fingerprint") if links else ())
-    return "JSON_OBJECT(" + ", ".join(f"'{name}' VALUE {name}" for name in names) + ")"
+    entries = [f"'{name}' VALUE {name}" for name in names] + (["'late' VALUE TRUE"] if late else [])
+    return "JSON_OBJECT(" + ", ".join(entries) + ")"
 
 
 def epoch_ms_sql(timestamp: str) -> str:
@@ -168,6 +171,12 @@ def decision_inputs_sql() -> str:
                {features_json_sql(links=True)} AS detail,
                CAST(NULL AS BIGINT) AS rules_ms, CAST(NULL AS BOOLEAN) AS is_fraud, CAST(NULL AS BIGINT) AS label_ms
         FROM features_user WHERE event_type = 'payment_attempt'
+        UNION ALL
+        -- payments that arrived behind the watermark: on their arrival-order features, flagged
+        SELECT 'payment', tenant_id, event_id, {ms("event_time")}, {ms("CAST(appended_at AS TIMESTAMP(3))")}, 'user',
+               entity_id, CAST(NULL AS STRING), CAST(NULL AS DOUBLE), {features_json_sql(links=True, late=True)},
+               CAST(NULL AS BIGINT), CAST(NULL AS BOOLEAN), CAST(NULL AS BIGINT)
+        FROM features_user_now WHERE event_type = 'payment_attempt' AND is_late
         UNION ALL
         SELECT 'hit', tenant_id, event_id, {ms("event_time")}, {ms("appended_at")}, entity_type, entity_id,
                fraud_pattern, score, evidence, {ms("rules_effective_from")}, CAST(NULL AS BOOLEAN),
@@ -199,6 +208,12 @@ def jvm_decisions_sql() -> str:
                CAST(NULL AS STRING) AS evidence, CAST(NULL AS BIGINT) AS rules_effective_from, {common},
                {now} - {ms("CAST(appended_at AS TIMESTAMP(3))")} AS detection_latency_ms, {now} AS decided_at
         FROM features_user WHERE event_type = 'payment_attempt'
+        UNION ALL
+        SELECT 'score', SHA2(tenant_id || '|' || event_id, 256), tenant_id, CAST(NULL AS STRING), 'user', entity_id,
+               event_id, {ms("event_time")}, {_JVM_RISK}, CAST(ARRAY['fixed_weights', 'late_event'] AS ARRAY<STRING>),
+               CAST(NULL AS STRING), CAST(NULL AS BIGINT), {common},
+               {now} - {ms("CAST(appended_at AS TIMESTAMP(3))")}, {now}
+        FROM features_user_now WHERE event_type = 'payment_attempt' AND is_late
         UNION ALL
         SELECT 'alert', SHA2(tenant_id || '|' || event_id, 256), tenant_id, fraud_pattern, entity_type, entity_id,
                event_id, {ms("event_time")}, score, ARRAY[fraud_pattern], evidence, {ms("rules_effective_from")},

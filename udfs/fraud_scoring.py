@@ -32,6 +32,9 @@ from udfs.incidents import AlertFacts, Incident, IncidentBook
 # operator's Flink types and the topics' SQL columns are derived from it. Kinds: "string",
 # "double", "long", "strings" (a list), "time" (epoch ms here, TIMESTAMP(3) in the topics).
 # `output` says where a row goes: "score", "alert" or "error" (the dead-letter topic).
+# The reason code of a payment that reached the job behind its watermark (scored without patterns).
+LATE_EVENT = "late_event"
+
 DECISION_FIELDS = (
     ("output", "string"), ("alert_id", "string"), ("tenant_id", "string"), ("fraud_pattern", "string"),
     ("entity_type", "string"), ("entity_id", "string"), ("event_id", "string"), ("event_time", "time"),
@@ -100,11 +103,14 @@ class Decider:
         hits = sorted((i for i in group if i["kind"] == "hit"), key=lambda i: (-i["score"], i["fraud_pattern"]))
         scores, features = {}, None
         links = []
+        late = False
         if payment is not None:
             features = json.loads(payment["detail"])
             # The payment's device and card (not features): what links its alert to an incident.
             links = [(kind, features.pop(name)) for kind, name in (("device", "device_id"), ("card", "card_fingerprint"))
                      if features.get(name)]
+            # Arrived behind the watermark: scored on its arrival-order features, no patterns.
+            late = bool(features.pop("late", False))
             vector = model_vector(features)
             scores = models.score_and_learn(vector)
             vectors[payment["event_id"]] = vector
@@ -119,6 +125,7 @@ class Decider:
             "models": {version: round(score, 6) for version, score in sorted(scores.items())},
             "labels_seen": models.labels_seen,
             "features": features,
+            **({"late": True} if late else {}),
         }, sort_keys=True)
         now_ms = int(self.clock() * 1000)
         appended = first.get("appended_ms")
@@ -128,7 +135,7 @@ class Decider:
             primary["fraud_pattern"] if primary else ("model" if reasons else None),
             primary["entity_type"] if primary else "user",
             primary["entity_id"] if primary else payment["entity_id"],
-            first["event_id"], first["event_ms"], float(risk), reasons, evidence,
+            first["event_id"], first["event_ms"], float(risk), [*reasons, LATE_EVENT] if late else reasons, evidence,
             (primary or payment)["rules_ms"],
             roles["anomaly"], roles["supervised"], roles["shadow"],
             ",".join(sorted(scores)) or None,

@@ -7,7 +7,7 @@
 --     `a` (jobs/fraud_detection.plan_once): every later part reads that one stream, so the user's
 --     aggregate is computed once per event (ADR 0007).
 -- Lateness: user_activity runs in event time (the watermark bound covers the disorder ingest lets
--- through, ADR 0004); a row that arrives behind the watermark is read at the next watermark.
+-- through, ADR 0004); events that arrive behind the watermark (is_late) do not enter it.
 
 CREATE TEMPORARY VIEW keyed_events_query AS
 -- default_key: the shard of the "*" rules this event reads (fraud_inputs.sql: default_rules), from
@@ -28,10 +28,13 @@ FROM clean_events;
 -- State: per (tenant, user), bounded by event time: the hour goes an hour after the user's newest
 -- event, the rest (devices, countries, last place) 30 days after it (UserActivity.RETAIN_MS).
 -- Only the columns user_activity_process reads: a PTF converts every column of its input row.
+-- Only events on time: every event-time operator of the exact path reads this view's output, and
+-- a late event is dead-lettered instead (fraud_inputs.sql; its payment scored, decision_inputs_sql).
 CREATE TEMPORARY VIEW user_events AS
 SELECT tenant_id, user_id, event_time, merchant_id, event_id, event_type, status, device_id, ip, card_fingerprint,
        country, latitude, longitude, amount_usd, appended_at, default_key
-FROM keyed_events_query;
+FROM keyed_events_query
+WHERE NOT is_late;
 
 CREATE TEMPORARY VIEW user_activity_query AS
 SELECT tenant_id, merchant_id, user_id, event_id, rowtime AS event_time, event_type, status, device_id, ip,

@@ -3,6 +3,8 @@
 -- and once more for users in processing time (proc_time) for the low-latency path. Definitions,
 -- and the batch recomputation the tests compare against: udfs/fraud_features.py.
 -- Input: hour_rows, every event of the entity with its hour (below).
+-- ${passed_columns}: columns of hour_rows passed through as they are (', is_late' for the
+-- low-latency path, whose rows include the events the exact path dead-letters as late).
 -- Output: one row per event: the entity's features as of that event (the event included).
 -- How: hour_rows (jobs/fraud_sql.py) gives the entity's events with `h`, its hour as of each
 -- event: per-minute counters and exact sums for the current minute and the 59 before it, and the
@@ -19,7 +21,7 @@
 
 CREATE TEMPORARY VIEW features_${view_name} AS
 SELECT tenant_id, '${entity_type}' AS entity_type, entity_id, event_id, event_time, event_type,
-       appended_at, amount_usd, device_id, card_fingerprint, events_1h, payments_1h, amount_usd_1h, distinct_users_1h, distinct_devices_1h,
+       appended_at, amount_usd, device_id, card_fingerprint${passed_columns}, events_1h, payments_1h, amount_usd_1h, distinct_users_1h, distinct_devices_1h,
        distinct_cards_1h, distinct_ips_1h, distinct_countries_1h, seconds_since_last,
        ${haversine_km} * 3600.0 / GREATEST(seconds_since_last, 1) AS km_per_hour_since_last,
        CASE WHEN event_type = 'payment_attempt' AND payments_1h >= 2
@@ -28,7 +30,7 @@ SELECT tenant_id, '${entity_type}' AS entity_type, entity_id, event_id, event_ti
        END AS amount_z_1h
 FROM (
   SELECT tenant_id, entity_id, event_id, event_time, event_type, appended_at, amount_usd, latitude, longitude,
-         device_id, card_fingerprint, h.events_1h AS events_1h, h.payments_1h AS payments_1h, h.amount_usd_1h AS amount_usd_1h,
+         device_id, card_fingerprint${passed_columns}, h.events_1h AS events_1h, h.payments_1h AS payments_1h, h.amount_usd_1h AS amount_usd_1h,
          h.log_usd_sum AS log_sum, h.log_usd_sq_sum AS log_sq_sum,
          h.distinct_users_1h AS distinct_users_1h, h.distinct_devices_1h AS distinct_devices_1h,
          h.distinct_cards_1h AS distinct_cards_1h, h.distinct_ips_1h AS distinct_ips_1h,

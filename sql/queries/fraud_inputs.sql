@@ -8,9 +8,11 @@
 -- and input_rejections (what goes to fraud_dlq, in its column order).
 -- State: the versioned fraud_rules keeps one row per tenant (a rowtime de-duplication).
 
+-- clean_events holds the late events too (is_late, fraud_verdicts.sql): the low-latency path reads
+-- events in arrival order and decides a late payment like any other.
 CREATE TEMPORARY VIEW clean_events AS
 SELECT event_id, row_time AS event_time, tenant_id, merchant_id, user_id, device_id, ip, card_fingerprint,
-       event_type, status, amount, currency, country, latitude, longitude, appended_at
+       event_type, status, amount, currency, country, latitude, longitude, appended_at, is_late
 FROM event_verdicts
 WHERE problem IS NULL;
 
@@ -46,6 +48,15 @@ SELECT record_key, IF(decode_error IS NOT NULL, 'avro_decode_error', 'invalid_ev
        tenant_id, event_id, '${clean_topic}' AS source_topic, kafka_partition AS source_partition,
        kafka_offset AS source_offset, appended_at AS source_timestamp, raw_value AS payload
 FROM event_verdicts WHERE problem IS NOT NULL
+UNION ALL
+-- Late events (is_late): kept with their bytes and counted per tenant (count_late_event,
+-- vigil_fraud_late_events{tenant}); what they miss is said in the detail.
+SELECT record_key, count_late_event(tenant_id),
+       'event_time ' || CAST(event_time AS STRING) || ' is at or behind the watermark '
+       || CAST(CAST(arrival_watermark AS TIMESTAMP(3)) AS STRING)
+       || ': left out of the event-time patterns and features; a payment is scored on its arrival-order features',
+       tenant_id, event_id, '${clean_topic}', kafka_partition, kafka_offset, appended_at, raw_value
+FROM event_verdicts WHERE problem IS NULL AND is_late
 UNION ALL
 SELECT record_key, count_rule_refusal(reason), detail, CAST(NULL AS STRING), CAST(NULL AS STRING), '${rules_topic}', kafka_partition,
        kafka_offset, kafka_ts, payload

@@ -12,14 +12,26 @@
 
 -- Events the patterns can use: decodable, with the fields every pattern keys or orders on, and an
 -- event time the watermark can follow (sql/ddl/fraud_tables.sql: row_time). Only the columns the
--- job reads travel on; the record's bytes and key only with a refused record (the dead-letter
--- output keeps them).
+-- job reads travel on; the record's bytes and key only with a refused or late record (the
+-- dead-letter output keeps them).
+-- is_late: a usable event at or behind the job's watermark when it arrives. The event-time
+-- operators after this point would drop it without a trace; fraud_events.sql keeps it out of
+-- them, fraud_inputs.sql dead-letters it as late_event and the risk scorer still scores a late
+-- payment (jobs/fraud_sql.decision_inputs_sql). Ingest refuses events late by its own watermark,
+-- but events.clean can still hold some: after an ingest restart its watermark starts from
+-- nothing, and several ingest subtasks writing one partition interleave at different paces.
+-- Evaluated here, next to the source: no later operator sees a higher watermark than this one.
 CREATE TEMPORARY VIEW event_verdicts_query AS
-SELECT IF(problem IS NULL, CAST(NULL AS BYTES), record_key) AS record_key, event_id, event_time, tenant_id,
-       merchant_id, user_id, device_id, ip, card_fingerprint, event_type, status, amount, currency, country,
-       latitude, longitude, appended_at, kafka_partition, kafka_offset, decode_error, row_time, problem,
-       IF(problem IS NULL, CAST(NULL AS BYTES), raw_value) AS raw_value
+SELECT IF(problem IS NULL AND NOT is_late, CAST(NULL AS BYTES), record_key) AS record_key, event_id, event_time,
+       tenant_id, merchant_id, user_id, device_id, ip, card_fingerprint, event_type, status, amount, currency,
+       country, latitude, longitude, appended_at, kafka_partition, kafka_offset, decode_error, row_time, problem,
+       is_late, arrival_watermark,
+       IF(problem IS NULL AND NOT is_late, CAST(NULL AS BYTES), raw_value) AS raw_value
 FROM (SELECT *,
+             problem IS NULL AND CURRENT_WATERMARK(row_time) IS NOT NULL
+               AND row_time <= CURRENT_WATERMARK(row_time) AS is_late,
+             CURRENT_WATERMARK(row_time) AS arrival_watermark
+      FROM (SELECT *,
              CASE
                WHEN decode_error IS NOT NULL THEN decode_error
                WHEN ${events_missing} <> '' THEN 'required fields missing: ' || ${events_missing}
@@ -28,7 +40,7 @@ FROM (SELECT *,
                  THEN 'event_time ' || CAST(event_time AS STRING) || ' is more than 1 hour after the record was appended ('
                       || CAST(CAST(appended_at AS TIMESTAMP(3)) AS STRING) || ')'
              END AS problem
-      FROM clean_events_source);
+      FROM clean_events_source));
 
 -- Rules: parsed and validated in Python (unknown parameters, types, ranges, key = tenant); only
 -- accepted rows reach the versioned table, so a refused record leaves the tenant's rules as they were.

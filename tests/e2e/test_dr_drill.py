@@ -44,8 +44,8 @@ def test_drill(kafka, schema_registry, scenario, extra):
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
     print(result.stdout[-6000:], result.stderr[-3000:])
     summary = next((json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"drill"')), None)
-    assert summary is not None, "the drill printed no summary"
-    assert summary["problems"] == [], summary["problems"]
+    assert summary is not None, "the drill printed no summary: " + result.stdout[-2000:] + result.stderr[-2000:]
+    assert summary["problems"] == [], (summary["problems"], result.stdout[-2000:])
     assert result.returncode == 0
     assert summary["raw_records"] > 1000 and summary["payments"] > 100
     assert summary["recovery_s"] < LIVENESS_S

@@ -124,6 +124,19 @@ def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, s
         payments = {e["event_id"] for e in first + second if e["event_type"] == "payment_attempt"}
         decisions = wait_for_alerts(kafka, schema_registry, names["decisions"],
                                     lambda found: payments <= {d["event_id"] for d in found})
+        # 4. Events 19 minutes behind the watermark (the tail above is at 40 minutes): the event-time
+        #    path cannot take them; dead-lettered as late_event with their bytes, and the late
+        #    payment still scored (reason code late_event) and decided on arrival.
+        late = [ev("payment_attempt", t0 + 21 * MIN, tenant="t4", user="u-late", card="c-late", amount="30.00"),
+                ev("page_view", t0 + 21 * MIN + 1, tenant="t4", user="u-late")]
+        write_clean(kafka, schema_registry, names["clean"], late)
+        for event in late:
+            expected_dead[(names["clean"], f"a late {event['event_type']}")] = "late_event"
+        late_id = late[0]["event_id"]
+        scores = wait_for_alerts(kafka, schema_registry, names["scores"],
+                                 lambda found: late_id in {s["event_id"] for s in found})
+        decisions = wait_for_alerts(kafka, schema_registry, names["decisions"],
+                                    lambda found: late_id in {d["event_id"] for d in found})
         dead = wait_for_dead_letters(kafka, names["dlq"], len(expected_dead))
         assert job.poll() is None, "the job stopped"
     finally:
@@ -134,6 +147,11 @@ def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, s
     assert all(alert["rules_effective_from"] is not None for alert in alerts)
     assert payments <= {d["event_id"] for d in decisions}
     assert all(d["decision_latency_ms"] is not None and d["decision_latency_ms"] >= 0 for d in decisions)
+    late_scores = [s for s in scores if s["event_id"] == late_id]
+    assert len(late_scores) == 1 and "late_event" in late_scores[0]["reason_codes"], late_scores
+    assert json.loads(late_scores[0]["evidence"])["late"] is True
+    assert late_id in {d["event_id"] for d in decisions}
+    assert not any(s["event_id"] == late_id and "late_event" not in s["reason_codes"] for s in scores)
     # Every hostile record is in the DLQ once, with its reason, its bytes and where it came from.
     by_topic = {}
     for record in dead:
@@ -143,6 +161,9 @@ def test_a_rule_published_while_the_job_runs_applies_to_the_next_events(kafka, s
         assert sorted(by_topic.get(topic, [])) == wanted, (topic, by_topic.get(topic), wanted)
     assert all(r["detail"] and r["source_offset"] is not None and r["job"] == "vigil-fraud" for r in dead), dead
     assert sum(r["payload"] is not None for r in dead) == len(dead) - 2, "only tombstones have no bytes"
+    late_dead = [r for r in dead if r["reason"] == "late_event"]
+    assert sorted(r["event_id"] for r in late_dead) == sorted(e["event_id"] for e in late), late_dead
+    assert all("behind the watermark" in r["detail"] and r["tenant_id"] == "t4" for r in late_dead), late_dead
 
 
 def wait_for_dead_letters(kafka, topic, count, timeout_s=120) -> list[dict]:

@@ -97,7 +97,8 @@ def streamed(tmp_path_factory) -> list[dict]:
         ) WITH ('connector' = 'filesystem', 'path' = '{folder / "events.csv"}', 'format' = 'csv',
                 'csv.null-literal' = '')""")
     t_env.execute_sql("CREATE TEMPORARY VIEW clean_events AS SELECT *, 'USD' AS currency, "
-                      "CAST(NULL AS STRING) AS status, CAST(NULL AS TIMESTAMP_LTZ(3)) AS appended_at FROM events_csv")
+                      "CAST(NULL AS STRING) AS status, CAST(NULL AS TIMESTAMP_LTZ(3)) AS appended_at, "
+                      "FALSE AS is_late FROM events_csv")  # in order: none late (fraud_verdicts.sql)
     fraud_detection.create_event_views(t_env)
     fraud_detection.create_feature_views(t_env)
     # One job for the four entities (each job costs a MiniCluster start and a read of the file).
