@@ -137,7 +137,9 @@ def cmd_run(args, extra: list[str]) -> int:
 def cmd_submit(args, extra: list[str]) -> int:
     if args.job not in JOBS:
         raise SystemExit(f"unknown job {args.job}; jobs: {', '.join(JOBS)}")
-    job_id = flink_cluster.submit_python_job(PROJECT_ROOT / JOBS[args.job], extra)
+    script = PROJECT_ROOT / JOBS[args.job]
+    # The compiled plan is kept: `vigil restore` with the same flags submits it without recompiling.
+    job_id = flink_cluster.submit_python_job(script, extra, keep_plan=flink_cluster.kept_plan(script, extra))
     print(f"submitted {args.job}: job id {job_id}; web UI {flink_cluster.ClusterSettings().rest_url}"
           f"/#/job/running/{job_id}/overview")
     return 0

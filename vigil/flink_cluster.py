@@ -353,7 +353,9 @@ def kill_all() -> list[int]:
     return pids
 
 
-DURABLE = ("checkpoints", "savepoints")  # what object storage would keep when the cluster is lost
+# What object storage would keep when the cluster is lost: the state, and the kept plans that
+# restore it without recompiling the jobs (submit_kept_plan).
+DURABLE = ("checkpoints", "savepoints", "plans")
 
 
 def wipe_working_files() -> list[str]:
@@ -380,20 +382,53 @@ def status(settings: ClusterSettings = ClusterSettings()) -> str:
 # --- jobs on the cluster ----------------------------------------------------------------------
 
 def submit_python_job(script: Path, args: list[str], python: str | None = None,
-                      settings: ClusterSettings = ClusterSettings()) -> str:
-    """`flink run --detached -py script args` against this cluster; returns the job id."""
-    import re
-    import subprocess
+                      settings: ClusterSettings = ClusterSettings(), keep_plan: Path | None = None) -> str:
+    """`flink run --detached -py script args` against this cluster; returns the job id. With
+    `keep_plan`, the compiled plan is also written there (vigil-runtime KeptPlans), for
+    submit_kept_plan to restore the job without running its Python client again."""
     import sys
 
     python = python or sys.executable
-    cmd = [str(flink_home() / "bin" / "flink"), "run", "--detached", "-py", str(script),
+    target = ["-t", "vigil-remote", f"-Dvigil.kept-plan.path={keep_plan}"] if keep_plan else []
+    cmd = [str(flink_home() / "bin" / "flink"), "run", "--detached", *target, "-py", str(script),
            "-pyclientexec", python, "-pyexec", python, *args]
+    return _submitted_job_id("flink run", cmd, settings)
+
+
+def _submitted_job_id(what: str, cmd: list[str], settings: ClusterSettings) -> str:
+    import re
+    import subprocess
+
     result = subprocess.run(cmd, env=environment(settings), capture_output=True, text=True, timeout=300)
     match = re.search(r"JobID ([0-9a-f]{32})", result.stdout + result.stderr)
     if result.returncode != 0 or not match:
-        raise RuntimeError(f"flink run failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return match.group(1)
+
+
+def kept_plan(script: Path, args: list[str]) -> Path:
+    """Where the plan of `script` with `args` (no restore flags) is kept: keyed by the job's code
+    and flags, so a plan is never reused for other code or other flags.
+
+    >>> kept_plan(Path("jobs/ingest.py"), ["--a", "1"]).name.startswith("ingest-")
+    True
+    """
+    import hashlib
+    digest = hashlib.sha256("\0".join([script.name, *args]).encode())
+    for folder in ("jobs", "udfs", "sql", "vigil", "java/vigil-formats/src"):
+        for path in sorted((PROJECT_ROOT / folder).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".sql", ".java"):
+                digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + path.read_bytes())
+    return sub(home(), "plans") / f"{script.stem}-{digest.hexdigest()[:16]}.plan"
+
+
+def submit_kept_plan(plan: Path, restore_from: str, settings: ClusterSettings = ClusterSettings()) -> str:
+    """Submit a kept plan (submit_python_job's keep_plan) as a new job restoring from
+    `restore_from` (a savepoint or retained checkpoint URI); returns the job id. A JVM start and a
+    REST call: seconds, where `flink run` compiles the Python plan for 10-45 s."""
+    java = shutil.which("java") or "java"
+    cmd = [java, "-cp", f"{_lib_dir()}/*", "vigil.flink.runtime.KeptPlans", str(plan), restore_from]
+    return _submitted_job_id("submitting the kept plan " + plan.name, cmd, settings)
 
 
 def job(job_id: str, settings: ClusterSettings = ClusterSettings()) -> dict:

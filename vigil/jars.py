@@ -20,9 +20,11 @@ and `vigil-runtime` (the TaskManager's embedded-Python warm-up).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from vigil.paths import PROJECT_ROOT, cache_dir
@@ -106,7 +108,8 @@ def vigil_jar(module: str, log=print) -> Path:
             raise RuntimeError(f"javac failed for java/{module}:\n{result.stderr[-3000:]}")
         shutil.copytree(source / "resources", build, dirs_exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_suffix(".staging")
+        # Own staging name: two clients (parallel `flink run`s) may build the same jar at once.
+        staging = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.staging")
         subprocess.run(["jar", "cf", str(staging), "-C", build, "."], check=True)
         staging.rename(target)
     return target

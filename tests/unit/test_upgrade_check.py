@@ -143,7 +143,7 @@ def test_restore_refuses_with_the_report_unless_dropped_state_is_allowed(savepoi
     submitted: list = []
     monkeypatch.setattr(savepoint_ops, "_rest", lambda *a, **k: {})
     monkeypatch.setattr(savepoint_ops.flink_cluster, "submit_python_job",
-                        lambda script, args: submitted.append(args) or "f" * 32)
+                        lambda script, args, **kwargs: submitted.append(args) or "f" * 32)
     monkeypatch.setattr(savepoint_ops, "_record_submission", lambda *a: None)
 
     assert cli.main(["restore", "ingest", "--from", str(savepoint)]) == 5
