@@ -76,6 +76,12 @@ class FraudConfig:
     # How long a quiet labels topic holds back the watermark. Replays that must score identically
     # (tests, benchmarks) give the labels source time to start: 30 s.
     labels_idle_timeout: str = "5 s"
+    # How long a quiet rules topic holds back the watermark (None: 1 s, or 30 s in a bounded run).
+    # Unbounded, a rule published later than the events it names applies from its arrival; a
+    # bounded run (tests, backtests) reads every rule before the events pass the rules join, and
+    # the finished rules source then holds nothing back. With 1 s, a rules fetch slower than that
+    # (a loaded machine) let events join no rules at all.
+    rules_idle_timeout: str | None = None
     models: ModelConfig = field(default_factory=lambda: ModelConfig(snapshot_dir=default_model_dir()))
     flink: FlinkSettings = field(default_factory=FlinkSettings)
 
@@ -123,6 +129,8 @@ class FraudConfig:
         p.add_argument("--history-ttl", default=d.history_ttl, help="state TTL, e.g. '30 d'")
         p.add_argument("--label-horizon-s", type=int, default=d.label_horizon_s)
         p.add_argument("--labels-idle-timeout", default=d.labels_idle_timeout)
+        p.add_argument("--rules-idle-timeout", default=d.rules_idle_timeout,
+                       help="how long a quiet rules topic holds back the watermark (default 1 s; 30 s in bounded runs)")
         m = d.models
         p.add_argument("--anomaly-model", default=m.anomaly, help=f"one of {', '.join(MODEL_VERSIONS)}")
         p.add_argument("--supervised-model", default=m.supervised)
@@ -152,6 +160,7 @@ class FraudConfig:
             skip_outputs=tuple(dict.fromkeys(a.skip_output)),
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
             labels_idle_timeout=a.labels_idle_timeout,
+            rules_idle_timeout=a.rules_idle_timeout or ("30 s" if bounded else "1 s"),
             models=ModelConfig(anomaly=a.anomaly_model, supervised=a.supervised_model, shadow=a.shadow_model,
                                alert_threshold=a.alert_threshold, snapshot_dir=a.model_snapshot_dir,
                                snapshot_every=a.snapshot_every),

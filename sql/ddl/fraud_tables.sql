@@ -72,7 +72,8 @@ CREATE TABLE clean_events_source (
 --   versioned table fraud_rules, joined to each event by event time (effective_from). The topic is
 --   read whole on a first start. effective_from is parsed here (it is the table's time attribute;
 --   the epoch when it is missing or malformed, and such records are refused). Rules change rarely,
---   so the source is marked idle after 1 s without records and does not hold back the events'
+--   so the source is marked idle after ${rules_idle_timeout} without records (1 s; 30 s in a bounded
+--   run, which reads every rule first and then finishes) and does not hold back the events'
 --   watermark; a rule that arrives later applies to the events processed after it.
 CREATE TABLE fraud_rules_source (
   record_key BYTES,
@@ -91,7 +92,7 @@ CREATE TABLE fraud_rules_source (
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
   ${bounded_option}
-  'scan.watermark.idle-timeout' = '1 s',
+  'scan.watermark.idle-timeout' = '${rules_idle_timeout}',
   'key.format' = 'raw',
   'key.fields' = 'record_key',
   'value.format' = 'raw',

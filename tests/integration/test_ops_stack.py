@@ -117,6 +117,7 @@ public class ReporterNames {
     // the fraud job's: the risk scorer's, and count_decision_latency's (java/vigil-formats) for path fast
     add(operator.addGroup("pattern", "card_testing"), "vigil_fraud_alerts", new SimpleCounter());
     add(operator.addGroup("path", "fast").addGroup("le_ms", "500"), "vigil_decision_latency_ms_bucket", new SimpleCounter());
+    add(operator.addGroup("tenant", "acme-eu"), "vigil_fraud_late_events", new SimpleCounter());  // CountLateEvent
     try (java.io.InputStream in = new java.net.URL("http://127.0.0.1:" + args[0] + "/metrics").openStream()) {
       System.out.print(new String(in.readAllBytes()));
     }
