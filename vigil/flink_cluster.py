@@ -42,6 +42,10 @@ class ClusterSettings:
     ha: bool = os.environ.get("VIGIL_FLINK_HA", "0") == "1"
     standby_rest_port: int = int(os.environ.get("VIGIL_FLINK_STANDBY_REST_PORT",
                                                 str(int(os.environ.get("VIGIL_FLINK_REST_PORT", "8081")) + 2)))
+    # VIGIL_FLINK_SCHEDULER=adaptive: Flink's adaptive scheduler, which runs a job with the slots
+    # there are (down to 1 per operator) and rescales it up to its parallelism when TaskManagers
+    # join, without a redeploy (`vigil dr drill --scenario scale-up`).
+    scheduler: str = os.environ.get("VIGIL_FLINK_SCHEDULER", "default")
 
     @property
     def rest_url(self) -> str:
@@ -108,9 +112,22 @@ def _conf_dir(settings: ClusterSettings) -> Path:
         savepoint_uri=savepoint_uri(), metrics_ports=settings.metrics_ports,
         python_warmup=_python_warmup(settings))
     config = conf / "config.yaml"
-    config.write_text(text + _high_availability(settings) + _s3_access())
+    config.write_text(text + _high_availability(settings) + _s3_access() + _scheduler(settings))
     config.chmod(0o600)   # with the S3 store it holds the key pair
     return conf
+
+
+def _scheduler(settings: ClusterSettings) -> str:
+    """The adaptive scheduler's keys (Flink 2.x names): a job starts with the slots free after 5 s
+    (not its full parallelism), and a TaskManager that joins is used 10 s after the slots stop
+    changing (default 60 s), at most every 10 s."""
+    if settings.scheduler != "adaptive":
+        return ""
+    return ("jobmanager.scheduler: adaptive\n"
+            "jobmanager.adaptive-scheduler.submission.resource-wait-timeout: 5 min\n"
+            "jobmanager.adaptive-scheduler.submission.resource-stabilization-timeout: 5 s\n"
+            "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 10 s\n"
+            "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 10 s\n")
 
 
 def _s3_access() -> str:
@@ -139,7 +156,7 @@ def _high_availability(settings: ClusterSettings) -> str:
             f"high-availability.cluster-id: /{home().name}\n"
             f"high-availability.storageDir: {ha_dir().as_uri()}\n"
             f"high-availability.jobmanager.port: {settings.rpc_port}-{settings.rpc_port + 2}\n"
-            f"high-availability.zookeeper.client.session-timeout: 6000\n"
+            f"high-availability.zookeeper.client.session-timeout: 4000\n"
             f"high-availability.zookeeper.client.connection-timeout: 3000\n")
 
 
