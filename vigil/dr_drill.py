@@ -299,7 +299,15 @@ def run(args) -> int:
     _say(f"drill {prefix}: cluster {flink_cluster.home()} (REST {flink_cluster.ClusterSettings().rest_url}), "
          f"traffic {args.rate:.0f} events/s")
     flink_cluster.start(taskmanagers=len(jobs), log=_say)
-    _submit_all(jobs, restore=False)
+    if args.scenario == "scale-up":
+        # The fraud job first, on one of the two slots; then ingest, which asks for two and,
+        # under the adaptive scheduler, starts on the one left.
+        jobs[0].args += ["--parallelism", "2"]
+        _submit_all(jobs[1:], restore=False)
+        _all_checkpointing(jobs[1:], 240)
+        _submit_all(jobs[:1], restore=False)
+    else:
+        _submit_all(jobs, restore=False)
     traffic = Traffic(bootstrap, registry, {**names}, args.rate, folder).start()
     sender = Sender(bootstrap, registry, names["raw"])
     problems: list[str] = []
@@ -500,7 +508,63 @@ def _rescale(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timelin
     return longest
 
 
-SCENARIOS = {"cluster-loss": _cluster_loss, "jobmanager-failover": _jobmanager_failover, "rescale": _rescale}
+def _widest(job_id: str) -> int:
+    from vigil import flink_cluster
+    return max(v["parallelism"] for v in flink_cluster.job(job_id)["vertices"])
+
+
+def _source_rate(job_id: str, seconds: float = 20.0) -> tuple[float, float]:
+    """The job's first vertex (its Kafka source and what is chained to it): records out per
+    second summed over subtasks, and the busiest subtask's busy ms per second, each averaged over
+    samples taken every 2 s for `seconds`. Flink's rates are 60-second moving averages: measure
+    a minute after a (re)start at the earliest."""
+    from vigil import flink_cluster
+    vertex = flink_cluster.job(job_id)["vertices"][0]["id"]
+    rates, busy = [], []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        values = {m["id"]: m for m in flink_cluster.rest(
+            f"/jobs/{job_id}/vertices/{vertex}/subtasks/metrics?get=numRecordsOutPerSecond,busyTimeMsPerSecond"
+            "&agg=sum,max")}
+        if "numRecordsOutPerSecond" in values and "busyTimeMsPerSecond" in values:
+            rates.append(float(values["numRecordsOutPerSecond"]["sum"]))
+            busy.append(float(values["busyTimeMsPerSecond"]["max"]))
+    if not rates:
+        raise RuntimeError(f"no source metrics for job {job_id}")
+    return sum(rates) / len(rates), sum(busy) / len(busy)
+
+
+def _scale_up(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timeline) -> float:
+    """Adaptive scheduler: one TaskManager added while the jobs run. The ingest job, submitted at
+    parallelism 2 with one slot free, runs at 1 until then and takes the new slot by itself: same
+    job id, no savepoint, no resubmission. Returns seconds from the TaskManager's start until the
+    job checkpoints at parallelism 2."""
+    from vigil import flink_cluster, procs
+    ingest = jobs[0]
+    width = _widest(ingest.job_id)
+    rate, busy = _source_rate(ingest.job_id)
+    _say(f"BEFORE: {ingest.name} at parallelism {width}: {rate:,.0f} records/s out of its source, busiest "
+         f"subtask {busy:.0f} ms/s busy")
+    if width != 1:
+        raise RuntimeError(f"{ingest.name} runs at parallelism {width} before the scale-up, expected 1")
+    timeline.mark("kill")
+    flink_cluster.start_taskmanagers(1, log=_say)
+    procs.wait_until(lambda: _widest(ingest.job_id) == 2, 300, f"{ingest.name} to rescale to 2", interval=1)
+    timeline.mark("rescaled")
+    _wait_for_checkpoint_after(ingest.job_id, int(time.time() * 1000), 180)
+    timeline.mark("checkpointing")
+    took = timeline.since("kill", "checkpointing")
+    time.sleep(60)   # the rates are 60 s moving averages, and the catch-up of the rescale's backlog ends
+    after_rate, after_busy = _source_rate(ingest.job_id)
+    _say(f"SCALED UP without a redeploy: {ingest.name} {ingest.job_id} at parallelism 2 "
+         f"{timeline.since('kill', 'rescaled'):.1f} s after the TaskManager started, checkpointing {took:.1f} s "
+         f"after; AFTER: {after_rate:,.0f} records/s out of its source, busiest subtask {after_busy:.0f} ms/s busy")
+    return took
+
+
+SCENARIOS = {"cluster-loss": _cluster_loss, "jobmanager-failover": _jobmanager_failover, "rescale": _rescale,
+             "scale-up": _scale_up}
 
 
 def _broker_loss(jobs: list[DrillJob]) -> float:
@@ -535,7 +599,8 @@ def _wait_for_scores(bootstrap: str, registry: str, topic: str, payments: set[st
         time.sleep(3)
 
 
-def drill_environment(environ: dict[str, str], state: Path, ha: bool = False) -> dict[str, str]:
+def drill_environment(environ: dict[str, str], state: Path, ha: bool = False,
+                      adaptive: bool = False) -> dict[str, str]:
     """The drill's own cluster: its folder and ports (VIGIL_DR_* to change them), so that the
     user's cluster and jobs are never touched.
 
@@ -550,6 +615,7 @@ def drill_environment(environ: dict[str, str], state: Path, ha: bool = False) ->
     env["VIGIL_FLINK_STANDBY_REST_PORT"] = str(int(env["VIGIL_FLINK_REST_PORT"]) + 2)
     env["VIGIL_ZOOKEEPER_PORT"] = environ.get("VIGIL_DR_ZOOKEEPER_PORT", "2191")
     env["VIGIL_FLINK_HA"] = "1" if ha else "0"
+    env["VIGIL_FLINK_SCHEDULER"] = "adaptive" if adaptive else "default"
     return env
 
 
@@ -557,7 +623,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="cluster-loss",
                    help="cluster-loss: every cluster process killed and its files wiped, jobs restored on a fresh "
                         "cluster (default); jobmanager-failover: the leading JobManager killed on an HA cluster; "
-                        "rescale: stop with savepoints, restore at parallelism 2, then 1")
+                        "rescale: stop with savepoints, restore at parallelism 2, then 1; scale-up: the adaptive "
+                        "scheduler, a TaskManager added while ingest runs at 1 of its 2 wanted slots")
     p.add_argument("--rate", type=float, default=300.0, help="generator events per second (default 300)")
     p.add_argument("--warmup-s", type=float, default=10.0, help="traffic before the savepoints (default 10)")
     p.add_argument("--before-loss-s", type=float, default=5.0, help="traffic after them, before the loss")
@@ -585,7 +652,8 @@ def _cmd_drill(args) -> int:
             *(["--broker-kill"] if args.broker_kill else []), *(["--keep-running"] if args.keep_running else [])]
     return subprocess.run([sys.executable, "-m", "vigil.dr_drill", *argv], cwd=PROJECT_ROOT,
                           env=drill_environment(dict(os.environ), state_dir(),
-                                                ha=args.scenario == "jobmanager-failover")).returncode
+                                                ha=args.scenario == "jobmanager-failover",
+                                                adaptive=args.scenario == "scale-up")).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
