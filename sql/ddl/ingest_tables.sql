@@ -69,6 +69,9 @@ CREATE TABLE clean_events (
   'properties.batch.size' = '262144',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '${transactional_id_prefix}-clean',
+  -- each clean event to its raw record's partition number: a clean partition keeps one raw
+  -- partition's order, whatever partitioner the producers used (java/vigil-formats)
+  'sink.partitioner' = 'vigil.flink.sinks.SourcePartitionPartitioner',
   'key.format' = 'raw',
   'key.fields' = 'record_key',
   'value.format' = 'avro-confluent',
