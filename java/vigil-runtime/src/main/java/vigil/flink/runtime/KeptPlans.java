@@ -19,11 +19,9 @@ import org.apache.flink.client.program.ClusterClientProvider;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.DeploymentOptions;
 import org.apache.flink.configuration.GlobalConfiguration;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.PipelineExecutor;
-import org.apache.flink.core.execution.PipelineExecutorFactory;
 import org.apache.flink.runtime.jobgraph.SavepointRestoreSettings;
 import org.apache.flink.streaming.api.graph.StreamGraph;
 import org.apache.flink.util.InstantiationUtil;
@@ -56,15 +54,9 @@ public final class KeptPlans {
     private KeptPlans() {}
 
     /** {@code flink run -t vigil-remote}: Flink's remote submission, keeping the plan. */
-    public static final class ExecutorFactory implements PipelineExecutorFactory {
-        @Override
-        public String getName() {
-            return NAME;
-        }
-
-        @Override
-        public boolean isCompatibleWith(Configuration configuration) {
-            return NAME.equalsIgnoreCase(configuration.get(DeploymentOptions.TARGET));
+    public static final class ExecutorFactory extends NamedExecutorFactory {
+        public ExecutorFactory() {
+            super(NAME);
         }
 
         @Override

@@ -20,11 +20,9 @@ import org.apache.flink.client.deployment.executors.PipelineExecutorUtils;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.DeploymentOptions;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.PipelineExecutor;
-import org.apache.flink.core.execution.PipelineExecutorFactory;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.runtime.OperatorIDPair;
 import org.apache.flink.runtime.jobgraph.JobGraph;
@@ -47,21 +45,15 @@ import org.apache.flink.streaming.api.graph.StreamNode;
  * node has a state key serializer) and its operator factory class (sources and sinks keep operator
  * state without being keyed). The returned JobClient reports the job FINISHED at once.
  */
-public final class PlanExportExecutorFactory implements PipelineExecutorFactory {
+public final class PlanExportExecutorFactory extends NamedExecutorFactory {
 
     public static final String NAME = "vigil-plan-export";
 
     static final ConfigOption<String> PATH =
             ConfigOptions.key("vigil.plan-export.path").stringType().noDefaultValue();
 
-    @Override
-    public String getName() {
-        return NAME;
-    }
-
-    @Override
-    public boolean isCompatibleWith(Configuration configuration) {
-        return NAME.equalsIgnoreCase(configuration.get(DeploymentOptions.TARGET));
+    public PlanExportExecutorFactory() {
+        super(NAME);
     }
 
     @Override
