@@ -85,6 +85,11 @@ class FraudConfig:
     models: ModelConfig = field(default_factory=lambda: ModelConfig(snapshot_dir=default_model_dir()))
     flink: FlinkSettings = field(default_factory=FlinkSettings)
 
+    @property
+    def rules_source_idle_timeout(self) -> str:
+        """rules_idle_timeout, or its default: 30 s in a bounded run, 1 s otherwise."""
+        return self.rules_idle_timeout or ("30 s" if self.bounded else "1 s")
+
     @staticmethod
     def from_args(argv: list[str] | None = None) -> "FraudConfig":
         p = argparse.ArgumentParser(prog="fraud_detection", description="Fraud detection job: events.clean -> patterns, features, River models -> decisions.")
@@ -160,7 +165,7 @@ class FraudConfig:
             skip_outputs=tuple(dict.fromkeys(a.skip_output)),
             out_of_orderness_s=a.out_of_orderness, history_ttl=a.history_ttl, label_horizon_s=a.label_horizon_s,
             labels_idle_timeout=a.labels_idle_timeout,
-            rules_idle_timeout=a.rules_idle_timeout or ("30 s" if bounded else "1 s"),
+            rules_idle_timeout=a.rules_idle_timeout,
             models=ModelConfig(anomaly=a.anomaly_model, supervised=a.supervised_model, shadow=a.shadow_model,
                                alert_threshold=a.alert_threshold, snapshot_dir=a.model_snapshot_dir,
                                snapshot_every=a.snapshot_every),

@@ -74,7 +74,7 @@ def create_kafka_tables(t_env, config: FraudConfig) -> None:
             transaction_timeout_ms=config.transaction_timeout_ms,
             bounded_option=bounded, events_range_options=events_range, labels_range_options=labels_range,
             labels_idle_timeout=config.labels_idle_timeout,
-            rules_idle_timeout=config.rules_idle_timeout or ("30 s" if config.bounded else "1 s"),
+            rules_idle_timeout=config.rules_source_idle_timeout,
             rule_columns=Fragment(fraud_rules.sql_columns()), decision_columns=DECISION_COLUMNS,
             feature_columns=FEATURE_COLUMNS):
         t_env.execute_sql(statement)

@@ -216,17 +216,12 @@ def _submit_all(jobs: list[DrillJob], restore: bool, extra: list[str] = ()) -> N
     def submit(job: DrillJob) -> None:
         try:
             script, args = PROJECT_ROOT / job.script, [*job.args, *extra]
-            plan = flink_cluster.kept_plan(script, args)
-            job.from_kept_plan = restore and plan.exists()
-            if job.from_kept_plan:
-                try:
-                    job.job_id = flink_cluster.submit_kept_plan(plan, job.restored_from)
-                    return
-                except RuntimeError as error:  # e.g. a plan kept by another Flink version
-                    _say(f"{job.name}: its kept plan was refused, compiling it again: {str(error)[-300:]}")
-                    job.from_kept_plan = False
-            source = ["-s", job.restored_from] if restore else []
-            job.job_id = flink_cluster.submit_python_job(script, [*source, *args], keep_plan=plan)
+            if restore:
+                job.job_id, job.from_kept_plan = flink_cluster.restore_python_job(
+                    script, args, job.restored_from, log=lambda text: _say(f"{job.name}: {text}"))
+            else:
+                job.job_id = flink_cluster.submit_python_job(script, args,
+                                                             keep_plan=flink_cluster.kept_plan(script, args))
         except BaseException as error:  # noqa: BLE001 - raised below
             errors.append(error)
     threads = [threading.Thread(target=submit, args=(job,)) for job in jobs]
@@ -500,7 +495,7 @@ def _rescale(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Timelin
         _all_checkpointing(jobs, 240)
         took = time.time() - started
         longest = max(longest, took)
-        vertices = {job.name: max(v["parallelism"] for v in flink_cluster.job(job.job_id)["vertices"]) for job in jobs}
+        vertices = {job.name: _widest(job.job_id) for job in jobs}
         _say(f"RESCALED to parallelism {parallelism} in {took:.1f} s (stop with savepoint -> every job checkpointing); "
              f"widest operator per job: {vertices}")
         if any(width != parallelism for width in vertices.values()):

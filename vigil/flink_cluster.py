@@ -439,6 +439,21 @@ def kept_plan(script: Path, args: list[str]) -> Path:
     return sub(home(), "plans") / f"{script.stem}-{digest.hexdigest()[:16]}.plan"
 
 
+def restore_python_job(script: Path, args: list[str], restore_from: str, log=print,
+                       settings: ClusterSettings = ClusterSettings()) -> tuple[str, bool]:
+    """Resubmit `script` with `args` from `restore_from` (savepoint or retained checkpoint URI);
+    returns (job id, whether the kept plan was used). The plan kept for this code and these flags
+    is submitted when there is one (seconds); otherwise, or if it is refused (e.g. kept by another
+    Flink version), `flink run -s` compiles the job again and keeps its plan."""
+    plan = kept_plan(script, args)
+    if plan.exists():
+        try:
+            return submit_kept_plan(plan, restore_from, settings), True
+        except RuntimeError as error:
+            log(f"the kept plan {plan.name} was refused, compiling the job again: {str(error)[-300:]}")
+    return submit_python_job(script, ["-s", restore_from, *args], settings=settings, keep_plan=plan), False
+
+
 def submit_kept_plan(plan: Path, restore_from: str, settings: ClusterSettings = ClusterSettings()) -> str:
     """Submit a kept plan (submit_python_job's keep_plan) as a new job restoring from
     `restore_from` (a savepoint or retained checkpoint URI); returns the job id. A JVM start and a

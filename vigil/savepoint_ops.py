@@ -433,20 +433,15 @@ def restore(wanted: str, source: str | None, latest: bool, allow_dropped_state: 
                                                     f"state (--allow-dropped-state drops it).\n{upgrade_check.render(report)}")
     elif not report.compatible:
         print(f"vigil: --allow-dropped-state: this state is DROPPED.\n{upgrade_check.render(report)}", file=sys.stderr)
-    args = restore_command_args(location, allow_dropped_state, flags)
     script = PROJECT_ROOT / JOBS[submit_job]
-    plan = flink_cluster.kept_plan(script, flags)
     try:
-        job_id = None
-        if plan.exists() and not allow_dropped_state:  # this code's plan for these flags, compiled before
-            try:
-                job_id = flink_cluster.submit_kept_plan(plan, location)
-                print(f"vigil: submitted the kept plan {plan.name} (no recompilation)", file=sys.stderr)
-            except RuntimeError as error:
-                print(f"vigil: the kept plan {plan.name} was refused, compiling the job again: "
-                      f"{_cause_lines(str(error))}", file=sys.stderr)
-        if job_id is None:
-            job_id = flink_cluster.submit_python_job(script, args, keep_plan=None if allow_dropped_state else plan)
+        if allow_dropped_state:   # flink run -s ... --allowNonRestoredState; no plan kept for it
+            job_id = flink_cluster.submit_python_job(script, restore_command_args(location, True, flags))
+        else:
+            job_id, from_plan = flink_cluster.restore_python_job(
+                script, flags, location, log=lambda text: print(f"vigil: {text}", file=sys.stderr))
+            if from_plan:
+                print("vigil: submitted the job's kept plan (no recompilation)", file=sys.stderr)
     except RuntimeError as error:
         text = str(error)
         hint = (" The savepoint holds state for operators this job no longer has: see `savepoints/README.md`; "

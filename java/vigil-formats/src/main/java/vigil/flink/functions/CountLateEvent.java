@@ -18,8 +18,8 @@ public final class CountLateEvent extends ScalarFunction {
 
     @Override
     public void open(FunctionContext context) throws Exception {
-        int capacity = Integer.parseInt(context.getJobParameter(TenantCounters.CAPACITY_PARAMETER, "200").trim());
-        late = new LabelledCounters(context.getMetricGroup(), "tenant", "vigil_fraud_late_events", null, capacity);
+        late = new LabelledCounters(context.getMetricGroup(), "tenant", "vigil_fraud_late_events", null,
+                TenantCounters.capacity(context));
     }
 
     @Override

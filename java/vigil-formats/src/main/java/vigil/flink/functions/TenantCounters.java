@@ -37,10 +37,15 @@ public abstract class TenantCounters extends ScalarFunction {
     @Override
     public void open(FunctionContext context) throws Exception {
         group = context.getMetricGroup();
-        capacity = Integer.parseInt(context.getJobParameter(CAPACITY_PARAMETER, "200").trim());
+        capacity = capacity(context);
         labelled = new HashSet<>();
         records = new HashMap<>();
         rejections = new HashMap<>();
+    }
+
+    /** The per-subtask tenant label cap: the `vigil.tenant-label-capacity` job parameter, default 200. */
+    static int capacity(FunctionContext context) {
+        return Integer.parseInt(context.getJobParameter(CAPACITY_PARAMETER, "200").trim());
     }
 
     @Override
