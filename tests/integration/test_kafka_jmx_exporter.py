@@ -46,6 +46,12 @@ def _query(settings: ops_stack.OpsSettings, expr: str) -> list[dict]:
         return json.loads(response.read())["data"]["result"]
 
 
+def _loaded_rule(settings: ops_stack.OpsSettings, name: str) -> dict:
+    with urllib.request.urlopen(f"{settings.prometheus_url}/api/v1/rules?type=alert", timeout=5) as response:
+        groups = json.loads(response.read())["data"]["groups"]
+    return next(r for g in groups for r in g["rules"] if r["name"] == name)
+
+
 @pytest.fixture
 def ops(kafka, tmp_path, monkeypatch):
     """Prometheus and friends in a state folder and on ports of the test's own (the broker's
@@ -80,7 +86,8 @@ def test_exporter_serves_the_controller_gauges_on_loopback_and_the_offline_rule_
     assert series["metric"] == {"instance": f"127.0.0.1:{port}"} and series["value"][1] == "0"
     assert _query(ops, rule["expr"]) == []
 
-    with urllib.request.urlopen(f"{ops.prometheus_url}/api/v1/rules?type=alert", timeout=5) as response:
-        groups = json.loads(response.read())["data"]["groups"]
-    loaded = next(r for g in groups for r in g["rules"] if r["name"] == "VigilKafkaOfflinePartitions")
+    # a rule reads "unknown" until its group's first evaluation (interval after the load): wait for it
+    procs.wait_until(lambda: _loaded_rule(ops, "VigilKafkaOfflinePartitions")["health"] != "unknown", 60,
+                     "Prometheus to evaluate the rule's group once")
+    loaded = _loaded_rule(ops, "VigilKafkaOfflinePartitions")
     assert (loaded["health"], loaded["state"], loaded.get("lastError", "")) == ("ok", "inactive", "")
