@@ -291,8 +291,9 @@ def run(args) -> int:
             {**names, "prefix": f"{prefix}-fraud"}, "--model-snapshot-dir", str(folder / "models"),
             "--checkpoint-interval-ms", interval)[3:]),
     ]
+    store = flink_cluster.checkpoint_uri().rsplit("/", 1)[0] if flink_cluster.s3_store() else "the cluster's folders"
     _say(f"drill {prefix}: cluster {flink_cluster.home()} (REST {flink_cluster.ClusterSettings().rest_url}), "
-         f"traffic {args.rate:.0f} events/s")
+         f"traffic {args.rate:.0f} events/s, checkpoints and savepoints in {store}")
     flink_cluster.start(taskmanagers=len(jobs), log=_say)
     if args.scenario == "scale-up":
         # The fraud job first, on one of the two slots; then ingest, which asks for two and,
@@ -383,7 +384,8 @@ def run(args) -> int:
          f"{len(copies)} copies of early events -> {sum(outcomes.get(p) == ['duplicate'] for p in copies)} duplicates; "
          f"velocity burst across the loss -> {len(burst)} alert(s); {late} clean event(s) behind the fraud "
          "job's watermark, dead-lettered as late_event")
-    print(json.dumps({"drill": prefix, "scenario": args.scenario, "recovery_s": round(rto, 1), "broker_recovery_s": broker_s,
+    print(json.dumps({"drill": prefix, "scenario": args.scenario, "store": "s3" if flink_cluster.s3_store() else "local",
+                      "recovery_s": round(rto, 1), "broker_recovery_s": broker_s,
                       "replayed_raw": replayed(raw_end, committed_raw),
                       "replayed_clean": replayed(clean_end, committed_clean),
                       "raw_records": len(positions), "payments": len(payments), "alerts": len(alerts),
@@ -422,7 +424,7 @@ def _cluster_loss(jobs: list[DrillJob], savepoints: dict[str, str], timeline: Ti
     killed = flink_cluster.kill_all()
     wiped = flink_cluster.wipe_working_files()
     _say(f"LOSS: killed {len(killed)} cluster processes (SIGKILL), wiped {', '.join(wiped)}; "
-         f"kept {', '.join(flink_cluster.DURABLE)}")
+         f"kept {', '.join(flink_cluster.durable_folders()) or 'nothing local (state and kept plans are in the S3 store)'}")
     for job in jobs:
         job.restored_from = _restore_point(job.job_id, savepoints[job.job_id])
         if job.restored_from is None:
@@ -594,16 +596,29 @@ def _wait_for_scores(bootstrap: str, registry: str, topic: str, payments: set[st
         time.sleep(3)
 
 
+def drill_store(environ: dict[str, str], go_available: bool) -> str:
+    """Where the drill's checkpoints and savepoints go: VIGIL_STATE_STORE when set, else the local
+    S3-compatible store (ADR 0014: the drill's premise is that only object storage survives),
+    which needs `go` once to build; `local` folders without it.
+
+    >>> drill_store({}, True), drill_store({}, False), drill_store({"VIGIL_STATE_STORE": "local"}, True)
+    ('s3', 'local', 'local')
+    """
+    return environ.get("VIGIL_STATE_STORE") or ("s3" if go_available else "local")
+
+
 def drill_environment(environ: dict[str, str], state: Path, ha: bool = False,
                       adaptive: bool = False) -> dict[str, str]:
     """The drill's own cluster: its folder and ports (VIGIL_DR_* to change them), so that the
-    user's cluster and jobs are never touched.
+    user's cluster and jobs are never touched; its state store (drill_store).
 
-    >>> env = drill_environment({}, Path("/s"))
-    >>> env["VIGIL_FLINK_STATE"], env["VIGIL_FLINK_REST_PORT"], env["VIGIL_FLINK_RPC_PORT"]
-    ('/s/flink-dr', '8091', '6131')
+    >>> env = drill_environment({"VIGIL_STATE_STORE": "local"}, Path("/s"))
+    >>> env["VIGIL_FLINK_STATE"], env["VIGIL_FLINK_REST_PORT"], env["VIGIL_FLINK_RPC_PORT"], env["VIGIL_STATE_STORE"]
+    ('/s/flink-dr', '8091', '6131', 'local')
     """
+    import shutil
     env = dict(environ)
+    env["VIGIL_STATE_STORE"] = drill_store(environ, shutil.which("go") is not None)
     env["VIGIL_FLINK_STATE"] = environ.get("VIGIL_DR_FLINK_STATE", str(state / "flink-dr"))
     env["VIGIL_FLINK_REST_PORT"] = environ.get("VIGIL_DR_FLINK_REST_PORT", "8091")
     env["VIGIL_FLINK_RPC_PORT"] = environ.get("VIGIL_DR_FLINK_RPC_PORT", "6131")
@@ -628,6 +643,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker-kill", action="store_true",
                    help="also kill the Kafka broker (SIGKILL) under traffic after the recovery and restart it")
     p.add_argument("--keep-running", action="store_true", help="leave the restored jobs and drill cluster running")
+    p.add_argument("--store", choices=["s3", "local"],
+                   help="checkpoints and savepoints in the local S3-compatible store (default when `go` is installed) "
+                        "or in the cluster's folders (VIGIL_STATE_STORE sets the default too)")
 
 
 def add_parser(sub) -> None:
@@ -645,8 +663,9 @@ def _cmd_drill(args) -> int:
     argv = [f"--scenario={args.scenario}", f"--rate={args.rate}", f"--warmup-s={args.warmup_s}", f"--before-loss-s={args.before_loss_s}",
             f"--after-s={args.after_s}", f"--checkpoint-interval-ms={args.checkpoint_interval_ms}",
             *(["--broker-kill"] if args.broker_kill else []), *(["--keep-running"] if args.keep_running else [])]
+    environ = {**os.environ, **({"VIGIL_STATE_STORE": args.store} if args.store else {})}
     return subprocess.run([sys.executable, "-m", "vigil.dr_drill", *argv], cwd=PROJECT_ROOT,
-                          env=drill_environment(dict(os.environ), state_dir(),
+                          env=drill_environment(environ, state_dir(),
                                                 ha=args.scenario == "jobmanager-failover",
                                                 adaptive=args.scenario == "scale-up")).returncode
 
@@ -657,7 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vigil dr drill", description=__doc__.split("\n")[0])
     add_arguments(p)
     args = p.parse_args(argv)
-    from vigil import flink_cluster
+    from vigil import flink_cluster, object_store
+    if args.store:
+        os.environ["VIGIL_STATE_STORE"] = args.store
+    # the store outlives the drill cluster (the restore reads it); stopped here if the drill started it
+    store_started_here = flink_cluster.s3_store() and not object_store.is_running()
     try:
         return run(args)
     except Exception as error:  # noqa: BLE001 - an operator reads one line, the log has the rest
@@ -669,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_running:
             flink_cluster.stop(log=_say)
+            if store_started_here:
+                object_store.stop(log=_say)
 
 
 if __name__ == "__main__":

@@ -371,8 +371,13 @@ def kill_all() -> list[int]:
 
 
 # What object storage would keep when the cluster is lost: the state, and the kept plans that
-# restore it without recompiling the jobs (submit_kept_plan).
+# restore it without recompiling the jobs (submit_kept_plan). With the S3 store they are in its
+# bucket, and every local folder is working files.
 DURABLE = ("checkpoints", "savepoints", "plans")
+
+
+def durable_folders() -> tuple[str, ...]:
+    return () if s3_store() else DURABLE
 
 
 def wipe_working_files() -> list[str]:
@@ -380,7 +385,7 @@ def wipe_working_files() -> list[str]:
     its folder) except the checkpoint and savepoint store; returns what was deleted."""
     wiped = []
     for entry in sorted(home().iterdir()):
-        if entry.name in DURABLE:
+        if entry.name in durable_folders():
             continue
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         wiped.append(entry.name)
@@ -409,7 +414,10 @@ def submit_python_job(script: Path, args: list[str], python: str | None = None,
     target = ["-t", "vigil-remote", f"-Dvigil.kept-plan.path={keep_plan}"] if keep_plan else []
     cmd = [str(flink_home() / "bin" / "flink"), "run", "--detached", *target, "-py", str(script),
            "-pyclientexec", python, "-pyexec", python, *args]
-    return _submitted_job_id("flink run", cmd, settings)
+    job_id = _submitted_job_id("flink run", cmd, settings)
+    if keep_plan:
+        _store_kept_plan(keep_plan)
+    return job_id
 
 
 def _submitted_job_id(what: str, cmd: list[str], settings: ClusterSettings) -> str:
@@ -446,12 +454,38 @@ def restore_python_job(script: Path, args: list[str], restore_from: str, log=pri
     is submitted when there is one (seconds); otherwise, or if it is refused (e.g. kept by another
     Flink version), `flink run -s` compiles the job again and keeps its plan."""
     plan = kept_plan(script, args)
+    if not plan.exists():
+        _fetch_kept_plan(plan, log)
     if plan.exists():
         try:
             return submit_kept_plan(plan, restore_from, settings), True
         except RuntimeError as error:
             log(f"the kept plan {plan.name} was refused, compiling the job again: {str(error)[-300:]}")
     return submit_python_job(script, ["-s", restore_from, *args], settings=settings, keep_plan=plan), False
+
+
+def _plan_key(plan: Path) -> str:
+    return f"{home().name}/plans/{plan.name}"
+
+
+def _store_kept_plan(plan: Path) -> None:
+    """With the S3 store, a copy of the plan goes to the bucket beside the checkpoints: a cluster
+    whose local folders are lost restores from the plan as quickly."""
+    if s3_store() and plan.exists():
+        from vigil import object_store
+        object_store.put_object(object_store.StoreSettings().bucket, _plan_key(plan), plan.read_bytes())
+
+
+def _fetch_kept_plan(plan: Path, log=print) -> None:
+    """The bucket's copy of a kept plan, if the S3 store has one (none: the job is compiled again)."""
+    if not s3_store():
+        return
+    from vigil import object_store
+    bucket = object_store.StoreSettings().bucket
+    if any(o.key == _plan_key(plan) for o in object_store.list_objects(bucket, _plan_key(plan))):
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        plan.write_bytes(object_store.get_object(bucket, _plan_key(plan)))
+        log(f"kept plan {plan.name} read from s3://{bucket}/{_plan_key(plan)}")
 
 
 def submit_kept_plan(plan: Path, restore_from: str, settings: ClusterSettings = ClusterSettings()) -> str:

@@ -2,7 +2,8 @@
 `vigil dr drill` runs), each on the drill's own Flink cluster beside the test suite's, against the
 session's Kafka broker and registry:
 - cluster-loss (+ broker kill): every cluster process killed with SIGKILL and its working files
-  wiped, a fresh cluster, jobs restored from the newest checkpoint or savepoint; then the Kafka
+  wiped, a fresh cluster, jobs restored from the newest checkpoint or savepoint in the local
+  S3-compatible store (the drill's default; VIGIL_S3_PORT 19190 unless set); then the Kafka
   broker killed with SIGKILL and restarted under traffic;
 - jobmanager-failover: the leading JobManager killed on a ZooKeeper HA cluster, the standby
   takes over with no action;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -38,8 +40,8 @@ LIVENESS_S = 180
     pytest.param("rescale", [], id="rescale-1-2-1"),
 ])
 def test_drill(kafka, schema_registry, scenario, extra):
-    env = drill_environment({**os.environ, "VIGIL_DR_FLINK_REST_PORT": "18191", "VIGIL_DR_FLINK_RPC_PORT": "16231",
-                             "VIGIL_DR_ZOOKEEPER_PORT": "12191"},
+    env = drill_environment({"VIGIL_S3_PORT": "19190", **os.environ, "VIGIL_DR_FLINK_REST_PORT": "18191",
+                             "VIGIL_DR_FLINK_RPC_PORT": "16231", "VIGIL_DR_ZOOKEEPER_PORT": "12191"},
                             state_dir(), ha=scenario == "jobmanager-failover")
     result = subprocess.run([sys.executable, "-m", "vigil.dr_drill", "--scenario", scenario, "--rate", "200", *extra],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
@@ -49,6 +51,8 @@ def test_drill(kafka, schema_registry, scenario, extra):
     assert summary["problems"] == [], (summary["problems"], result.stdout[-2000:])
     assert result.returncode == 0
     assert summary["raw_records"] > 1000 and summary["payments"] > 100
+    # only the object store survives the loss (ADR 0014): it is the drill's default wherever go builds it
+    assert summary["store"] == ("s3" if shutil.which("go") else "local")
     # a rescale step stops with a savepoint and compiles both jobs again at the new parallelism
     assert summary["recovery_s"] < (2 * LIVENESS_S if scenario == "rescale" else LIVENESS_S)
     if scenario == "cluster-loss":  # restored from the plans kept at submission, not recompiled
