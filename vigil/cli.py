@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import backtest, dr_drill, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
+from vigil import audit_log, backtest, dr_drill, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -142,6 +142,7 @@ def cmd_submit(args, extra: list[str]) -> int:
     job_id = flink_cluster.submit_python_job(script, extra, keep_plan=flink_cluster.kept_plan(script, extra))
     print(f"submitted {args.job}: job id {job_id}; web UI {flink_cluster.ClusterSettings().rest_url}"
           f"/#/job/running/{job_id}/overview")
+    audit_log.record("job.submit", args.job, after={"job_id": job_id, "flags": extra})
     return 0
 
 
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     schema_cli.add_parser(sub, registry_service.registry_url())
     rules_cli.add_parser(sub, _bootstrap())
+    audit_log.add_parser(sub, _bootstrap())
     backtest.add_parser(sub, _bootstrap(), registry_service.registry_url())
     serving_cli.add_parsers(sub)
     sql_cli.add_parser(sub)

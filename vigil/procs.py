@@ -6,6 +6,8 @@ signalled: `stop` never searches for processes by name.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -107,3 +109,15 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
             os.kill(victim, sig)
         except ProcessLookupError:
             pass
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path):
+    """Hold an exclusive lock on `lock_file` (created if missing) for the block: one process at a
+    time on this machine (parallel test workers, two shells)."""
+    with open(lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

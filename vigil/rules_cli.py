@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from vigil import fraud_rules
+from vigil import audit_log, fraud_rules
 from vigil import kafka_io, topics
 
 
@@ -79,13 +79,17 @@ def run(args) -> int:
         print(f"vigil rules: refused, the fraud job would not apply it: {verdict.detail}", file=sys.stderr)
         return 2
     topics.ensure_topics(args.bootstrap, [topics.like(args.topic, topics.RULES)], log=lambda *_: None)
+    before = current_rules(args.bootstrap, args.topic).get(message["tenant_id"])
     publish(args.bootstrap, args.topic, message)
     print(f"published rules for {message['tenant_id']!r}, effective from {message['effective_from']} UTC")
+    audit_log.record("rules.publish", f"{args.topic}/{message['tenant_id']}", before=before, after=message,
+                     bootstrap=args.bootstrap)
     return 0
 
 
-def show(bootstrap: str, topic: str) -> int:
-    """Per tenant, the newest rule (by effective time) that the job accepts, as the job reads them."""
+def _accepted(bootstrap: str, topic: str) -> tuple[dict, int]:
+    """Per tenant, (effective_from, values) of the newest rule the job accepts; and how many
+    records the job would refuse."""
     latest, refused = {}, 0
     for record in kafka_io.read(bootstrap, topic, idle_timeout_s=2):
         verdict = fraud_rules.parse_rule_message(record.key(), record.value())
@@ -95,6 +99,19 @@ def show(bootstrap: str, topic: str) -> int:
         effective = json.loads(record.value())["effective_from"]
         if verdict.tenant_id not in latest or effective >= latest[verdict.tenant_id][0]:
             latest[verdict.tenant_id] = (effective, verdict.values)
+    return latest, refused
+
+
+def current_rules(bootstrap: str, topic: str) -> dict[str, dict]:
+    """Per tenant, the parameters in force (set ones only) and since when: an audit entry's "before"."""
+    latest, _ = _accepted(bootstrap, topic)
+    return {tenant: {"effective_from": effective, **{k: v for k, v in values.items() if v is not None}}
+            for tenant, (effective, values) in latest.items()}
+
+
+def show(bootstrap: str, topic: str) -> int:
+    """Per tenant, the newest rule (by effective time) that the job accepts, as the job reads them."""
+    latest, refused = _accepted(bootstrap, topic)
     for tenant, (effective, values) in sorted(latest.items()):
         shown = {name: value for name, value in values.items() if value is not None}
         print(f"{tenant} (from {effective}): {json.dumps(shown)}")

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from vigil import flink_cluster
+from vigil import audit_log, flink_cluster
 from vigil.paths import PROJECT_ROOT
 
 OK, FAILED, NOT_FOUND, UNREACHABLE, SAVEPOINT_FAILED = 0, 1, 2, 3, 4
@@ -501,6 +501,7 @@ def cmd_savepoint(args) -> int:
     entry = take_savepoint(args.job, stop=False, timeout_s=args.timeout)
     print(entry.path)
     print(f"savepoint of {entry.job_name} ({entry.job_id}) done; catalogued in {catalog_file()}", file=sys.stderr)
+    audit_log.record("savepoint.take", entry.job_name, after={"job_id": entry.job_id, "path": entry.path})
     return OK
 
 
@@ -511,6 +512,8 @@ def cmd_stop(args) -> int:
     print(entry.path)
     print(f"{entry.job_name} ({entry.job_id}) stopped with a savepoint; restore: "
           f"vigil restore {entry.job_name} --latest", file=sys.stderr)
+    audit_log.record("job.stop", entry.job_name, before={"job_id": entry.job_id, "state": "RUNNING"},
+                     after={"state": "STOPPED", "savepoint": entry.path})
     return OK
 
 
@@ -555,6 +558,8 @@ def cmd_restore(args, extra: list[str]) -> int:
     print(f"restored {args.job} from {path} as job {job_id}; flags: {' '.join(used) or '(job defaults)'}"
           + ("" if entry is None or entry.plan_fingerprint is None else
              f"; savepoint plan {entry.plan_fingerprint}, new plan {_fingerprint_or_none(job_id)}"), file=sys.stderr)
+    audit_log.record("job.restore", args.job, before={"restore_point": path},
+                     after={"job_id": job_id, "flags": used, "allow_dropped_state": bool(args.allow_dropped_state)})
     return OK
 
 

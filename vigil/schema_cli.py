@@ -11,9 +11,11 @@ Exit codes: 0 done / compatible, 1 refused / incompatible, 2 bad usage or unread
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
+from vigil import audit_log
 from vigil.registry.client import RegistryClient, RegistryResponseError, RegistryUnavailable
 
 MODES = ("BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE")
@@ -46,13 +48,19 @@ def run(args, out=None) -> int:
             return _list(client, args.subject, out)
         if args.action == "config":
             if args.mode:
-                print(f"{args.subject or 'global'}: compatibility set to {client.set_config(args.mode, args.subject)}", file=out)
+                before = _config_or_none(client, args.subject)
+                after = client.set_config(args.mode, args.subject)
+                print(f"{args.subject or 'global'}: compatibility set to {after}", file=out)
+                audit_log.record("schema.compatibility", args.subject or "global", before=before, after=after)
             else:
                 print(f"{args.subject or 'global'}: {client.get_config(args.subject)}", file=out)
             return 0
         schema = read_schema_file(args.file)
         if args.action == "register":
-            print(f"{args.subject}: registered, id {client.register(args.subject, schema)}", file=out)
+            schema_id = client.register(args.subject, schema)
+            print(f"{args.subject}: registered, id {schema_id}", file=out)
+            audit_log.record("schema.register", args.subject,
+                             after={"id": schema_id, "sha256": hashlib.sha256(schema.encode()).hexdigest()})
             return 0
         return _check(client, args.subject, schema, args.version, out)
     except BadFile as error:
@@ -65,6 +73,14 @@ def run(args, out=None) -> int:
         print(f"vigil schema {args.action}: refused, {error.status} (error {error.error_code}): {error.message}",
               file=sys.stderr)
         return 1
+
+
+def _config_or_none(client: RegistryClient, subject: str | None) -> str | None:
+    """The compatibility before a change (None when the subject has none of its own)."""
+    try:
+        return client.get_config(subject)
+    except RegistryResponseError:
+        return None
 
 
 MAX_SCHEMA_BYTES = 1024 * 1024  # the registry refuses larger requests; real schemas have a few KiB

@@ -212,6 +212,30 @@ def test_each_key_sees_its_own_tenant(http, url, data):
     assert http.get(url + "/v1/whoami", headers={"X-API-Key": data["b"]}).json() == {"tenant_id": TB}
 
 
+def test_identical_requests_at_once_share_a_query_but_never_across_keys(url, data):
+    """Requests in flight together with the same key and parameters share one query
+    (vigil.api.single_flight); the same parameters under another tenant's key, or a revoked key,
+    never get that answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(key: str) -> tuple[int, str]:
+        with requests.Session() as session:
+            response = get(session, url, "/v1/revenue/top-merchants", key, grain="minute", **RANGE)
+            return response.status_code, response.text
+
+    keys_asked = [data["a"], data["b"], data["revoked"]] * 12
+    with ThreadPoolExecutor(max_workers=len(keys_asked)) as pool:
+        answers = list(pool.map(ask, keys_asked))
+    for key, (status, text) in zip(keys_asked, answers):
+        if key == data["revoked"]:
+            assert status == 401, text
+        elif key == data["a"]:
+            assert status == 200 and TA in text, text
+            no_trace_of_b(text)
+        else:
+            assert status == 200 and TB in text and B_MERCHANT in text and TA not in text, text
+
+
 # ---------------------------------------------------------------- auth and errors
 
 @pytest.mark.parametrize("headers", [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import orjson
@@ -27,6 +27,7 @@ from vigil.api.db import Database, unauthorized
 from vigil.api.params import (ENTITY_TYPES, INCIDENT_STATUSES, PRODUCT_METRICS, ApiError, Checker, grain_choice,
                               metric_choice)
 from vigil.api.settings import ApiSettings
+from vigil.api.single_flight import SingleFlight
 from vigil.serving.keys import well_formed
 
 log = logging.getLogger("vigil.api")
@@ -53,7 +54,11 @@ def _error_response(error: ApiError) -> JSONResponse:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """The default end of a range: now, rounded up to the next whole second. No row starts in the
+    future, so the answer is the same, and identical requests of the same second are identical
+    (one query for them all: SingleFlight)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=0) + timedelta(seconds=1) if now.microsecond else now
 
 
 def _api_key(request: Request) -> str:
@@ -138,8 +143,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return _error_response(ApiError(500, "internal_error", "unexpected error; the server log has the details"))
 
+    flights = SingleFlight()
+    app.state.flights = flights
+
     async def run(key: str, name: str, params: dict, grain: str | None = None, metric: str | None = None):
-        return await db.run(key, queries.render(name, grain, metric), params)
+        flight = (key, name, grain, metric, tuple(sorted(params.items())))
+        return await flights.run(flight, lambda: db.run(key, queries.render(name, grain, metric), params))
 
     # Handlers return JSONResponse themselves: a dict would first go through FastAPI's
     # jsonable_encoder (slow, and timestamps without their Z).

@@ -19,7 +19,6 @@ Other modules get connection strings from `dsn(role)` and Flink gets `jdbc_url()
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import pwd
@@ -28,7 +27,6 @@ import signal
 import stat
 import subprocess
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -318,15 +316,9 @@ def _spawn(settings: PgSettings) -> int:
     return proc.pid
 
 
-@contextmanager
 def _start_lock():
     """One process at a time starts or stops the server (parallel test workers, two shells)."""
-    with open(home() / "start.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return procs.exclusive(home() / "start.lock")
 
 
 def start(settings: PgSettings | None = None, log=print, timeout: float = 60) -> None:
