@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ def home() -> Path:
 
 
 def anchors_file(topic: str = TOPIC) -> Path:
+    """<state>/audit/anchors-<topic>.jsonl; only Kafka's topic characters make a file name here."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+        raise ValueError(f"not a Kafka topic name: {topic!r}")
     return home() / f"anchors-{topic}.jsonl"
 
 
@@ -139,7 +143,7 @@ def add_parser(sub_parsers, default_bootstrap: str) -> None:
     p = sub_parsers.add_parser("audit", help="the audit trail of administrative actions: show, verify")
     actions = p.add_subparsers(dest="audit_action", required=True)
     show = actions.add_parser("show", help="the newest entries (actor, action, target, before -> after)")
-    show.add_argument("--last", type=int, default=20)
+    show.add_argument("--last", type=_positive, default=20, help="how many (default 20)")
     show.add_argument("--action", help="only this action (e.g. rules.publish)")
     show.add_argument("--json", action="store_true", help="one JSON entry a line")
     verify = actions.add_parser("verify", help="check the hash chain and the anchors; exit 1 on any problem")
@@ -149,9 +153,24 @@ def add_parser(sub_parsers, default_bootstrap: str) -> None:
     p.set_defaults(func=run)
 
 
+def _positive(text: str) -> int:
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def run(args) -> int:
-    topics.ensure_topics(args.bootstrap, [spec(args.topic)], log=lambda *_: None)
-    log = entries(args.bootstrap, args.topic)
+    try:
+        topics.ensure_topics(args.bootstrap, [spec(args.topic)], log=lambda *_: None)
+        log = entries(args.bootstrap, args.topic)
+    except Exception as error:  # noqa: BLE001 - Kafka unreachable, a topic name it refuses: one line
+        print(f"vigil audit: cannot read {args.topic!r} on {args.bootstrap}: {error}", file=sys.stderr)
+        return 3
     if args.audit_action == "verify":
         problems = audit_chain.verify(log, anchors(args.topic))
         for problem in problems:

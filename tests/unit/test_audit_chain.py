@@ -115,3 +115,16 @@ def test_any_reordering_is_reported(order):
     if order == sorted(order):
         return
     assert verify([log[i] for i in order]) != []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_an_anchor_file_name_is_only_ever_made_from_a_topic_name(topic):
+    from vigil import audit_log
+    import re
+    try:
+        path = audit_log.anchors_file(topic)
+    except ValueError:
+        assert not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", "..")
+    else:
+        assert path.parent == audit_log.home() and path.name == f"anchors-{topic}.jsonl"
