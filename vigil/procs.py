@@ -1,7 +1,10 @@
 """Starting, checking and stopping the local services' processes, by pid file.
 
 Only processes this project started (recorded in a pid file under the state folder) are ever
-signalled: `stop` never searches for processes by name.
+signalled: `stop` never searches for processes by name. A pid file holds the pid and the
+process's start time (clock ticks since boot, /proc/<pid>/stat field 22): pids are reused (this
+machine kind wraps at 32,768, and a test run starts tens of thousands of processes), and a stale
+file must never make us signal whatever process got its number since.
 """
 
 from __future__ import annotations
@@ -18,10 +21,33 @@ from typing import Callable, Sequence
 
 
 def read_pid(pid_file: Path) -> int | None:
+    """The recorded pid; None when there is none, or when a live process holds that pid but
+    started at another time than the one recorded (the pid was reused)."""
     try:
-        return int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        fields = pid_file.read_text().split()
+        pid = int(fields[0])
+    except (FileNotFoundError, ValueError, IndexError):
         return None
+    recorded = fields[1] if len(fields) > 1 else None
+    now = start_time(pid)
+    if recorded is not None and now is not None and now != recorded:
+        return None
+    return pid
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # Fields after the command (which may hold spaces and parentheses): state is field 3.
+            return stat.read().rsplit(") ", 1)[1].split()[22 - 3]
+    except (OSError, IndexError):
+        return None
+
+
+def record_pid(pid_file: Path, pid: int) -> None:
+    """Write `pid` and its start time to `pid_file` (read back by read_pid)."""
+    pid_file.write_text(f"{pid} {start_time(pid) or ''}".strip())
 
 
 def is_alive(pid: int | None) -> bool:
@@ -33,12 +59,15 @@ def is_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie still answers kill(0); it is not alive for our purposes.
+    # A zombie still answers kill(0); it is not alive for our purposes. Nor is a thread of another
+    # process: thread ids share the pid space (a JVM makes hundreds), /proc/<tid> answers, and
+    # kill(tid) signals the whole process that thread belongs to.
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
         return False
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return fields.get("Tgid", "").strip() == str(pid) and not fields.get("State", "").strip().startswith("Z")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -67,7 +96,7 @@ def spawn(cmd: Sequence[str], log_file: Path, pid_file: Path, env: dict | None =
             list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=cwd, start_new_session=True,
         )
-    pid_file.write_text(str(proc.pid))
+    record_pid(pid_file, proc.pid)
     return proc.pid
 
 

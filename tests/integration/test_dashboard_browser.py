@@ -29,6 +29,7 @@ import pytest
 import requests
 import uvicorn
 
+from vigil.api import server as api_server
 from vigil.api.app import create_app
 from vigil.api.settings import ApiSettings
 from vigil.serving import credentials, keys
@@ -136,7 +137,7 @@ def api(tenant_data):
     # IPPROTO_TCP named, or asyncio does not set TCP_NODELAY on accepted sockets (test_serving_api.py).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **api_server.transport_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -18,6 +18,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vigil.api import server as api_server
 from vigil.api.app import create_app
 from vigil.api.settings import ApiSettings
 from vigil.serving import credentials, keys
@@ -101,7 +102,7 @@ def url(postgres, data):
     # delayed-ACK wait per request); uvicorn's own bind, used by `vigil api`, names it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **api_server.transport_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -37,13 +37,22 @@ def run(settings: ApiSettings, access_log: bool = False) -> None:
     # "Analytics API under load"). Workers are separate processes that build the app from the
     # environment, so the settings travel there.
     options = dict(host=settings.host, port=settings.port, access_log=access_log, log_level="info",
-                   server_header=False, proxy_headers=False)
+                   **transport_options())
     if settings.workers <= 1:
         uvicorn.run(create_app(settings), **options)
         return
     os.environ.update(VIGIL_API_DATABASE=settings.database, VIGIL_API_POOL_MAX=str(settings.pool_max),
                       VIGIL_API_PORT=str(settings.port))
     uvicorn.run("vigil.api.app:create_app", factory=True, workers=settings.workers, **options)
+
+
+def transport_options() -> dict:
+    """uvicorn options every way of serving the API shares (tests run the app with them too):
+    the head deadline and size cap of vigil/api/transport_guard.py, a bound on connections."""
+    from vigil.api.transport_guard import MAX_CONNECTIONS_PER_WORKER, GuardedHttpToolsProtocol
+
+    return dict(http=GuardedHttpToolsProtocol, limit_concurrency=MAX_CONNECTIONS_PER_WORKER,
+                server_header=False, proxy_headers=False)
 
 
 def answering(settings: ApiSettings) -> bool:

@@ -312,7 +312,7 @@ def _spawn(settings: PgSettings) -> int:
         proc = subprocess.Popen(_server_command(settings), stdout=log_out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd="/", start_new_session=True,
                                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, **kwargs)
-    _pid_file().write_text(str(proc.pid))
+    procs.record_pid(_pid_file(), proc.pid)
     return proc.pid
 
 
