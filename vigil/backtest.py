@@ -45,7 +45,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil import backtest_report, fraud_rules, kafka_io, topics
+from vigil import backtest_report, cli_args, fraud_rules, kafka_io, topics
 from vigil.instants import is_duration, iso, parse_duration, parse_instant
 from vigil.paths import PROJECT_ROOT, state_dir
 
@@ -94,7 +94,7 @@ def add_parser(sub, default_bootstrap: str, default_registry: str) -> None:
                         "faster over large ranges on 2 cores; at once is faster over small ones)")
     p.add_argument("--job-flags", default="", metavar="FLAGS",
                    help="more flags for both runs of the fraud job, e.g. --job-flags='--parallelism 2'")
-    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS", help="per run (default 3600)")
+    p.add_argument("--timeout", type=cli_args.bounded(float, 1), default=3600.0, metavar="SECONDS", help="per run (default 3600)")
     p.add_argument("--keep", action="store_true", help="keep the runs' topics and model snapshots")
     p.set_defaults(func=main)
 
@@ -155,8 +155,8 @@ def read_candidate_rules(path: str) -> dict:
     """{tenant: overrides} from a JSON file, each checked as the fraud job checks rules (what it
     would refuse is BadArguments, with the job's own detail)."""
     try:
-        rules = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        rules = json.loads(cli_args.read_text_file(path, 1024 * 1024, "rules file"))
+    except ValueError as error:            # cli_args.BadFile is one
         raise BadArguments(f"--candidate-rules {path}: {error}") from None
     if not isinstance(rules, dict) or not rules or not all(isinstance(v, dict) and v for v in rules.values()):
         raise BadArguments(f'--candidate-rules {path}: expected {{"tenant or *": {{"parameter": value, ...}}, ...}}')
@@ -189,9 +189,9 @@ def model_roles(versions: list[str], flag: str) -> dict:
 
 
 def read_scenario_labels(path: str) -> list[dict]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as error:
+    try:   # a run's labels: some MB; 1 GiB is no label file
+        lines = cli_args.read_text_file(path, 1024 ** 3, "label file").splitlines()
+    except cli_args.BadFile as error:
         raise BadArguments(f"--scenario-labels {path}: {error}") from None
     labels = []
     for number, line in enumerate(lines, 1):

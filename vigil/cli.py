@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from vigil import audit_log, backtest, dr_drill, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
+from vigil import audit_log, backtest, cli_args, dr_drill, flink_cluster, kafka_broker, ops_stack, rules_cli, savepoint_ops, schema_cli, sql_cli, topics
 from vigil.generator.mixes import MIXES
 from vigil.paths import PROJECT_ROOT, state_dir
 from vigil.registry import service as registry_service
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("cluster", help="local Flink standalone session cluster")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--taskmanagers", type=int, default=1)
+    p.add_argument("--taskmanagers", type=cli_args.bounded(int, 1, 16), default=1)
     p.set_defaults(func=cmd_cluster)
 
     schema_cli.add_parser(sub, registry_service.registry_url())
@@ -179,25 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("generate", help="produce realistic traffic into events.raw")
     p.add_argument("--bootstrap", default=_bootstrap())
     p.add_argument("--topic", default=topics.RAW)
-    p.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
-    p.add_argument("--events", type=int, help="stop after this many events (default 10,000)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--rate", type=cli_args.bounded(float, 0.001), default=1000.0, help="events per second (default 1000)")
+    p.add_argument("--events", type=cli_args.POSITIVE_INT, help="stop after this many events (default 10,000)")
+    p.add_argument("--duration", type=cli_args.bounded(float, 0.001), help="stop after this many seconds")
     p.add_argument("--seed", type=int, help="same seed and --start-ms, same events (default: random)")
     p.add_argument("--start-ms", type=int, help="event time of the first event (default: now)")
-    p.add_argument("--bad-fraction", type=float, default=0.0, help="share of bad/late/duplicate records")
-    p.add_argument("--fraud-fraction", type=float, default=0.02, help="share of sessions that are fraud")
-    p.add_argument("--v2-fraction", type=float, default=0.0,
+    p.add_argument("--bad-fraction", type=cli_args.FRACTION, default=0.0, help="share of bad/late/duplicate records")
+    p.add_argument("--fraud-fraction", type=cli_args.FRACTION, default=0.02, help="share of sessions that are fraud")
+    p.add_argument("--v2-fraction", type=cli_args.FRACTION, default=0.0,
                    help="share of events written with event schema v2 (registered first)")
     p.add_argument("--schema-registry-url", default=registry_service.registry_url())
     p.add_argument("--mix", choices=sorted(MIXES), default="standard",
                    help="traffic mix: world size, currencies, near-miss behaviours (vigil/generator/mixes.py)")
-    p.add_argument("--tenants", type=int, help="default: the mix's (standard: 50)")
-    p.add_argument("--merchants", type=int, help="default: the mix's (standard: 10,000)")
+    p.add_argument("--tenants", type=cli_args.POSITIVE_INT, help="default: the mix's (standard: 50)")
+    p.add_argument("--merchants", type=cli_args.POSITIVE_INT, help="default: the mix's (standard: 10,000)")
     p.add_argument("--labels-file", help="ground-truth JSON lines (default: .vigil/labels-<seed>.jsonl)")
     p.add_argument("--manifest", help="write every record's partition/offset/expected verdict here")
     p.add_argument("--chargebacks-topic", default=topics.CHARGEBACKS,
                    help="delayed fraud/legitimate label of every payment attempt (default %(default)s; none: off)")
-    p.add_argument("--maturity-s", type=float,
+    p.add_argument("--maturity-s", type=cli_args.NON_NEGATIVE,
                    help="event-time seconds after which a legitimate payment's label arrives (default 3600)")
     p.add_argument("--no-pace", action="store_true", help="send as fast as possible (benchmarks)")
     p.set_defaults(func=cmd_generate)
@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func, passthrough=True)
 
     p = sub.add_parser("demo", help="set up, run ingest, fraud and analytics on a minute of traffic, summarise")
-    p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--rate", type=float, default=1000.0)
-    p.add_argument("--bad-fraction", type=float, default=0.02)
+    p.add_argument("--duration", type=cli_args.bounded(float, 1, 86_400), default=60.0)
+    p.add_argument("--rate", type=cli_args.bounded(float, 1, 1_000_000), default=1000.0)
+    p.add_argument("--bad-fraction", type=cli_args.FRACTION, default=0.02)
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_demo)
 

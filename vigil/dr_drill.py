@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from vigil import cli_args
+
 PROBE_TENANT = "t-dr-probe"
 PROBE_BEFORE, PROBE_AFTER, PROBE_THRESHOLD = 15, 10, 20   # the 10-minute velocity window must carry 15
 COPIES = 10
@@ -635,11 +637,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cluster (default); jobmanager-failover: the leading JobManager killed on an HA cluster; "
                         "rescale: stop with savepoints, restore at parallelism 2, then 1; scale-up: the adaptive "
                         "scheduler, a TaskManager added while ingest runs at 1 of its 2 wanted slots")
-    p.add_argument("--rate", type=float, default=300.0, help="generator events per second (default 300)")
-    p.add_argument("--warmup-s", type=float, default=10.0, help="traffic before the savepoints (default 10)")
-    p.add_argument("--before-loss-s", type=float, default=5.0, help="traffic after them, before the loss")
-    p.add_argument("--after-s", type=float, default=20.0, help="traffic after the recovery (default 20)")
-    p.add_argument("--checkpoint-interval-ms", type=int, default=2000)
+    p.add_argument("--rate", type=cli_args.bounded(float, 0.1, 100_000), default=300.0, help="generator events per second (default 300)")
+    p.add_argument("--warmup-s", type=cli_args.bounded(float, 0, 3600), default=10.0, help="traffic before the savepoints (default 10)")
+    p.add_argument("--before-loss-s", type=cli_args.bounded(float, 0, 3600), default=5.0, help="traffic after them, before the loss")
+    p.add_argument("--after-s", type=cli_args.bounded(float, 0, 3600), default=20.0, help="traffic after the recovery (default 20)")
+    p.add_argument("--checkpoint-interval-ms", type=cli_args.bounded(int, 100, 600_000), default=2000)
     p.add_argument("--broker-kill", action="store_true",
                    help="also kill the Kafka broker (SIGKILL) under traffic after the recovery and restart it")
     p.add_argument("--keep-running", action="store_true", help="leave the restored jobs and drill cluster running")

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from vigil import audit_log, flink_cluster
+from vigil import audit_log, cli_args, flink_cluster
 from vigil.paths import PROJECT_ROOT
 
 OK, FAILED, NOT_FOUND, UNREACHABLE, SAVEPOINT_FAILED = 0, 1, 2, 3, 4
@@ -408,8 +408,12 @@ def resolve_savepoint(wanted: str, source: str | None, latest: bool, job_flags: 
     location = entry.path if entry else (Path(source).resolve().as_uri() if "://" not in source and
                                          not source.startswith("file:") else source)
     folder = local_path(location)
-    if folder is not None and not (folder / "_metadata").exists():
-        raise OpsError(NOT_FOUND, f"{location} is not a savepoint (no _metadata in {folder})")
+    try:
+        found = folder is None or (folder / "_metadata").is_file()
+    except (OSError, ValueError):     # a name too long for the file system, a NUL
+        found = False
+    if not found:
+        raise OpsError(NOT_FOUND, f"{location[:300]} is not a savepoint (no _metadata in {str(folder)[:300]})")
     flags = job_flags if job_flags else list(entry.args or []) if entry else []
     return name, submit_job, entry, location, flags
 
@@ -596,7 +600,7 @@ def add_parser(sub) -> None:
         p.add_argument("job", help="job name (vigil-ingest), vigil submit job (ingest) or job id")
         if name == "stop":
             p.add_argument("--savepoint", action="store_true", help="required: stop with a savepoint (drain false)")
-        p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the savepoint (default 300)")
+        p.add_argument("--timeout", type=cli_args.bounded(float, 1, 86_400), default=300, help="seconds to wait for the savepoint (default 300)")
         p.set_defaults(func=_run(func))
 
     p = sub.add_parser("savepoints", help="the savepoint catalog, with retention")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import sys
 
 from vigil import audit_log
@@ -93,6 +95,8 @@ class BadFile(Exception):
 def read_schema_file(path: str) -> str:
     """The schema text of the file at `path`, or BadFile."""
     try:
+        if stat.S_ISFIFO(os.stat(path).st_mode):   # open() would wait for a writer forever
+            raise BadFile(f"cannot read {_shown(path)}: a FIFO, not a schema file")
         with open(path, "rb") as file:
             data = file.read(MAX_SCHEMA_BYTES + 1)  # no further: /dev/zero or a 10 GB log is no schema
     except (OSError, ValueError) as error:  # ValueError: a NUL in the path

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vigil import flink_cluster, jars, sql_catalog
+from vigil import cli_args, flink_cluster, jars, sql_catalog
 from vigil.paths import sub
 
 SESSION_OPTIONS = {
@@ -137,6 +137,11 @@ def job_script(text: str, job_name: str, savepoint: str | None = None) -> str:
     INSERT INTO t SELECT x FROM v;
     END;
     """
+    if not JOB_NAME.fullmatch(job_name):
+        raise BadSqlInput(f"job name {job_name[:80]!r}: letters, digits and _ . - (first a letter or digit), "
+                          "at most 100 characters (it prefixes every operator uid)")
+    if savepoint is not None and (not savepoint or any(c in savepoint for c in "'\\") or not savepoint.isprintable()):
+        raise BadSqlInput(f"savepoint {savepoint[:200]!r}: a path or URI without quotes, backslashes or control characters")
     options = {"pipeline.name": job_name, "table.exec.uid.generation": "ALWAYS",
                "table.exec.uid.format": f"{job_name}.<id>_<transformation>", "table.dml-sync": "false"}
     if savepoint:
@@ -150,6 +155,23 @@ def job_script(text: str, job_name: str, savepoint: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+class BadSqlInput(ValueError):
+    """A SQL file, job name or savepoint `vigil sql -f` cannot use; the message is one line."""
+
+
+MAX_SQL_BYTES = 1024 * 1024      # a job's SQL is a few KiB; a larger file is a mistake or an attack
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def default_job_name(path: Path) -> str:
+    """vigil-sql-<file stem>, with characters a job name cannot hold replaced by '-'.
+
+    >>> default_job_name(Path("/x/top products (v2).sql"))
+    'vigil-sql-top-products--v2-'
+    """
+    return "vigil-sql-" + re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem)[:90]
+
+
 def split_statements(text: str) -> list[str]:
     """Statements of a SQL file (each ends with `;` at the end of a line), without comments."""
     statements, current = [], []
@@ -161,17 +183,31 @@ def split_statements(text: str) -> list[str]:
                 statements.append(statement)
             current = []
     if strip_comments("\n".join(current)).strip():
-        raise ValueError("the last statement does not end with ';'")
+        raise BadSqlInput("the last statement does not end with ';'")
     return statements
+
+
+def read_sql_file(path: Path) -> str:
+    """The text of a SQL file, or BadSqlInput with a one-line reason (cli_args.read_text_file:
+    a regular UTF-8 file of at most MAX_SQL_BYTES), holding at least one statement."""
+    try:
+        text = cli_args.read_text_file(path, MAX_SQL_BYTES, "SQL file")
+    except cli_args.BadFile as error:
+        raise BadSqlInput(str(error)) from None
+    if not strip_comments(text).strip():
+        raise BadSqlInput(f"{path} holds no SQL statement")
+    return text
 
 
 def submit_file(path: Path, savepoint: str | None = None, job_name: str | None = None) -> str:
     """Submit the SQL file as one detached job on the local cluster; return its job id. The file
-    may use the catalog's tables; `${...}` placeholders of sql/ files are not filled in here."""
+    may use the catalog's tables; `${...}` placeholders of sql/ files are not filled in here.
+    BadSqlInput (nothing submitted) for a file, job name or savepoint that cannot be used."""
+    job_name = job_name or default_job_name(path)
+    text = job_script(read_sql_file(path), job_name, savepoint)   # checked before the cluster is asked
     _require_cluster()
-    job_name = job_name or f"vigil-sql-{path.stem}"
-    script = sql_home() / f"job-{path.stem}.sql"
-    script.write_text(job_script(path.read_text(), job_name, savepoint))
+    script = sql_home() / f"job-{job_name}.sql"
+    script.write_text(text)
     result = subprocess.run(client_command("-f", str(script)), env=environment(), capture_output=True, text=True,
                             timeout=600)
     output = result.stdout + result.stderr
@@ -202,10 +238,11 @@ def main(args) -> int:
         print("".join(f"{statement};\n" for statement in init_statements()))
         return 0
     if args.file:
-        if not args.file.is_file():
-            print(f"vigil sql: no such file: {args.file}", file=sys.stderr)
+        try:
+            job_id = submit_file(args.file, args.savepoint, args.job_name)
+        except BadSqlInput as error:
+            print(f"vigil sql: {error}", file=sys.stderr)
             return 2
-        job_id = submit_file(args.file, args.savepoint, args.job_name)
         print(f"submitted {args.file}: job id {job_id}; web UI {flink_cluster.ClusterSettings().rest_url}"
               f"/#/job/running/{job_id}/overview")
         return 0

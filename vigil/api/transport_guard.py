@@ -58,12 +58,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._head_deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm_head_deadline()     # waiting for the next request: its head has a deadline too
-        super().data_received(data)
-        if self._head_deadline is not None and not self.transport.is_closing():
-            self._head_bytes += len(data)   # the head is still incomplete after this chunk
+        if self._head_deadline is not None:
+            # Counted before parsing: a whole oversized head can come in one read.
+            end = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4
             if self._head_bytes > self.max_head_bytes:
                 self._refuse(431, "header_too_large",
                              f"the request line and headers exceed {self.max_head_bytes} bytes")
+                return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

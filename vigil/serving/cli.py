@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
+from vigil import cli_args
 from vigil.serving import credentials
 
 ROLE_NAMES = {"admin": credentials.ADMIN, "writer": credentials.WRITER, "api": credentials.API}
@@ -135,7 +136,7 @@ def add_parsers(sub) -> None:
     from vigil.serving.postgres import DATABASE
 
     p = sub.add_parser("serving", help="analytics database: API keys, retention, migrations, psql")
-    p.add_argument("--database", default=DATABASE, help="database (default %(default)s)")
+    p.add_argument("--database", type=cli_args.identifier, default=DATABASE, help="database (default %(default)s)")
     actions = p.add_subparsers(dest="serving_action", required=True)
 
     k = actions.add_parser("keys", help="tenants' API keys")
@@ -163,10 +164,10 @@ def add_parsers(sub) -> None:
 
     defaults = ApiSettings.__dataclass_fields__
     a = sub.add_parser("api", help="the analytics HTTP API on 127.0.0.1")
-    a.add_argument("--port", type=int, default=defaults["port"].default_factory(),
+    a.add_argument("--port", type=cli_args.PORT, default=defaults["port"].default_factory(),
                    help="port (VIGIL_API_PORT, default 8090)")
-    a.add_argument("--database", default=defaults["database"].default_factory())
-    a.add_argument("--workers", type=int, default=defaults["workers"].default_factory(),
+    a.add_argument("--database", type=cli_args.identifier, default=defaults["database"].default_factory())
+    a.add_argument("--workers", type=cli_args.bounded(int, 1, 64), default=defaults["workers"].default_factory(),
                    help="worker processes (VIGIL_API_WORKERS, default 1)")
     a.add_argument("--access-log", action="store_true", help="log every request")
     mode = a.add_mutually_exclusive_group()
