@@ -472,36 +472,84 @@ def format_alerts(firing: list[dict], pending: list[dict]) -> str:
 
 # ---------------------------------------------------------------- the receivers' webhook
 
+MAX_NOTIFICATION_BYTES = 1024 * 1024     # Alertmanager groups alerts; a notification is a few KB
+
+
+def webhook_verdict(receiver: str, content_type: str | None, length: str | None) -> tuple[int, str] | None:
+    """Why a request to the webhook is refused before its body is read, as (status, reason);
+    None when it may be read.
+
+    >>> webhook_verdict("page", "application/json", "120") is None
+    True
+    >>> webhook_verdict("../etc", "application/json", "5"), webhook_verdict("page", "text/xml", "5")[0]
+    ((404, 'no such receiver'), 415)
+    >>> webhook_verdict("page", "application/json", "-1")[0], webhook_verdict("page", "application/json", "9" * 9)[0]
+    (411, 413)
+    """
+    if receiver not in RECEIVERS:
+        return 404, "no such receiver"
+    if (content_type or "").split(";")[0].strip().lower() != "application/json":
+        return 415, "Alertmanager sends application/json"
+    if not (length or "").isdigit() or not length.isascii():
+        return 411, "a Content-Length is required"
+    if int(length) > MAX_NOTIFICATION_BYTES:
+        return 413, f"a notification is at most {MAX_NOTIFICATION_BYTES} bytes"
+    return None
+
+
+def is_notification(payload) -> bool:
+    """Alertmanager's webhook payload (version 4): an object with a list of alert objects."""
+    return (isinstance(payload, dict) and payload.get("version") == "4" and isinstance(payload.get("alerts"), list)
+            and all(isinstance(a, dict) and isinstance(a.get("labels"), dict) for a in payload["alerts"]))
+
+
 def serve_webhook(port: int, out: Path) -> None:
     """Alertmanager's webhook receivers: POST /<receiver> appends the notification as one JSON
-    line to <out>/<receiver>.jsonl; GET /health answers 200. 127.0.0.1 only."""
+    line to <out>/<receiver>.jsonl; GET /health answers 200. 127.0.0.1 only. Anything that is
+    not an Alertmanager notification is refused with a 4xx and not stored; a client that does
+    not send its request within 10 s is dropped (one thread per connection)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     out.mkdir(parents=True, exist_ok=True)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            self.send_response(200 if self.path == "/health" else 404)
+        timeout = 10          # seconds for each read: a slow client does not hold a thread
+
+        def answer(self, status: int, reason: str = "") -> None:
+            body = json.dumps({"error": reason}).encode() if reason else b""
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            if body:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
             self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.close_connection = True
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.answer(200) if self.path == "/health" else self.answer(404, "not found")
 
         def do_POST(self):  # noqa: N802
-            receiver = self.path.strip("/")
-            length = int(self.headers.get("Content-Length") or 0)
-            if receiver not in RECEIVERS or length > 10_000_000:
-                self.send_response(404)
-                self.end_headers()
-                return
+            receiver = self.path[1:] if self.path.startswith("/") else ""   # exactly /<receiver>
+            refused = webhook_verdict(receiver, self.headers.get("Content-Type"), self.headers.get("Content-Length"))
+            if refused:
+                return self.answer(*refused)
             try:
-                payload = json.loads(self.rfile.read(length) or b"null")
-            except ValueError:
-                self.send_response(400)
-                self.end_headers()
-                return
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            except (ValueError, RecursionError, OSError):   # not JSON, nested too deep, or the body never came
+                return self.answer(400, "the body is not JSON")
+            if not is_notification(payload):
+                return self.answer(400, "not an Alertmanager notification (version 4, alerts)")
             line = json.dumps({"received_at": time.time(), "receiver": receiver, "notification": payload})
             with open(out / f"{receiver}.jsonl", "a") as file:
                 file.write(line + "\n")
-            self.send_response(200)
-            self.end_headers()
+            self.answer(200)
+
+        def _refuse_method(self):
+            self.answer(405, "POST /<receiver> or GET /health")
+
+        do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = do_CONNECT = _refuse_method  # noqa: N815
 
         def log_message(self, *args):  # one line per notification is in the file already
             pass
