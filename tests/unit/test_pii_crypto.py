@@ -54,20 +54,21 @@ def test_tokens_are_random_and_hold_nothing_of_the_identifier(identifier):
     assert len(identifier) < 8 or identifier.lower() not in first.token.removeprefix("user_")
 
 
-@given(st.sampled_from(crypto.KINDS), st.text(max_size=40), st.text(max_size=40))
-def test_lookups_separate_values_kinds_and_scopes(kind, a, b):
-    pepper, other_scope = crypto.new_pepper(), crypto.new_pepper()
-    assert (crypto.lookup(pepper, kind, a) == crypto.lookup(pepper, kind, b)) == (a == b)
-    assert crypto.lookup(pepper, kind, a) != crypto.lookup(other_scope, kind, a)
+@given(st.sampled_from(crypto.KINDS), st.text(max_size=40), st.text(max_size=40), st.text(max_size=10))
+def test_lookups_separate_values_kinds_scopes_and_peppers(kind, a, b, scope):
+    pepper = crypto.new_pepper()
+    assert (crypto.lookup(pepper, scope, kind, a) == crypto.lookup(pepper, scope, kind, b)) == (a == b)
+    assert crypto.lookup(pepper, scope, kind, a) != crypto.lookup(crypto.new_pepper(), scope, kind, a)
+    assert crypto.lookup(pepper, scope, kind, a) != crypto.lookup(pepper, scope + "x", kind, a)
     others = [k for k in crypto.KINDS if k != kind]
-    assert all(crypto.lookup(pepper, kind, a) != crypto.lookup(pepper, k, a) for k in others)
+    assert all(crypto.lookup(pepper, scope, kind, a) != crypto.lookup(pepper, scope, k, a) for k in others)
 
 
 def test_bad_kinds_and_peppers_are_refused():
     with pytest.raises(ValueError):
-        crypto.lookup(crypto.new_pepper(), "email", "x")
+        crypto.lookup(crypto.new_pepper(), "t1", "email", "x")
     with pytest.raises(ValueError):
-        crypto.lookup(b"short", "user", "x")
+        crypto.lookup(b"short", "t1", "user", "x")
     with pytest.raises(ValueError):
         crypto.new_subject("email")
 

@@ -1,6 +1,6 @@
 """The pure cryptography of ADR 0016: no I/O, no state.
 
-- lookup(pepper, kind, value): where a subject's row is found in the vault. A keyed hash, so
+- lookup(pepper, scope, kind, value): where a subject's row is found in the vault. A keyed hash, so
   the vault never stores the identifier, and without the pepper a row cannot be found from it.
 - new_subject(): a subject's random key (AES-256) and random token. The token has no relation
   to the identifier: once the vault row is deleted, nothing maps the person to it again.
@@ -44,19 +44,21 @@ def new_pepper() -> bytes:
     return os.urandom(PEPPER_BYTES)
 
 
-def lookup(pepper: bytes, kind: str, value: str) -> bytes:
-    """The vault's index of (kind, value) under a scope's pepper.
+def lookup(pepper: bytes, scope: str, kind: str, value: str) -> bytes:
+    """The vault's index of (scope, kind, value): a tenant's user and another tenant's user of
+    the same id are two subjects, and the vault does not show that the ids are equal.
 
     >>> p = bytes(32)
-    >>> lookup(p, "user", "u1") == lookup(p, "user", "u1") != lookup(p, "device", "u1")
+    >>> lookup(p, "t1", "user", "u1") == lookup(p, "t1", "user", "u1") != lookup(p, "t1", "device", "u1")
+    True
+    >>> lookup(p, "t1", "user", "u1") != lookup(p, "t2", "user", "u1")
     True
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
     if len(pepper) != PEPPER_BYTES:
         raise ValueError("a pepper has 32 bytes")
-    # The 0x00 separator: ("user", "1x") and ("user1", "x") must not collide.
-    return hmac.new(pepper, kind.encode() + b"\x00" + value.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+    return hmac.new(pepper, _aad((scope, kind, value)), hashlib.sha256).digest()
 
 
 def new_subject(kind: str) -> Subject:
@@ -72,8 +74,9 @@ def new_subject(kind: str) -> Subject:
 
 
 def _aad(context: tuple[str, ...]) -> bytes:
-    # Length-prefixed, so no two different contexts give the same bytes.
-    return b"".join(len(part.encode()).to_bytes(4, "big") + part.encode() for part in context)
+    # Length-prefixed, so no two different contexts give the same bytes ("ab", "c" vs "a", "bc").
+    parts = [part.encode("utf-8", "surrogatepass") for part in context]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 
 
 def seal(key: bytes, plaintext: bytes, context: tuple[str, ...]) -> bytes:
