@@ -155,13 +155,27 @@ def app_with_async_parameter_check():
 APPS = {"current": "vigil.api.app:create_app", "async-check": "analytics_queries:app_with_async_parameter_check"}
 
 
+# uvicorn as `vigil api` runs it: the transport guard (head deadline and size cap, connection
+# bound: vigil/api/transport_guard.py) unless --transport plain, for the A/B of what it costs.
+GUARDED_LAUNCH = """
+import sys, uvicorn
+from vigil.api.server import transport_options
+app, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+uvicorn.run(app, factory=True, host="127.0.0.1", port=port, workers=workers, log_level="warning",
+            access_log=False, **transport_options())
+"""
+
+
 def start_api(database: str, workers: int, pool: int, port: int, app: str = "current",
-              pure_python: bool = False) -> subprocess.Popen:
+              pure_python: bool = False, transport: str = "guarded") -> subprocess.Popen:
     env = {**os.environ, "VIGIL_API_DATABASE": database, "VIGIL_API_POOL_MAX": str(pool), "VIGIL_API_PORT": str(port),
            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(Path(__file__).resolve().parent)])}
-    cmd = [sys.executable, "-m", "uvicorn", APPS[app], "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
-           "--no-server-header"]
+    if transport == "guarded" and not pure_python:
+        cmd = [sys.executable, "-c", GUARDED_LAUNCH, APPS[app], str(port), str(workers)]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", APPS[app], "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+               "--no-server-header"]
     if pure_python:     # what uvicorn falls back to without uvloop and httptools (the A/B of their effect)
         cmd += ["--loop", "asyncio", "--http", "h11"]
     logfile = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"vigil-bench-api-{port}.log", "w")
@@ -654,6 +668,9 @@ def main() -> int:
                         help="each client waits 0.5-1.5x this after each answer (default 0: saturating)")
     parser.add_argument("--pure-python", action="store_true",
                         help="uvicorn without uvloop and httptools (--loop asyncio --http h11), to compare")
+    parser.add_argument("--transport", choices=["guarded", "plain"], default="guarded",
+                        help="guarded: uvicorn with the transport guard, as `vigil api` runs (default); "
+                             "plain: uvicorn's own httptools protocol (the A/B of the guard's cost)")
     parser.add_argument("--only", help="only queries whose label contains this text")
     parser.add_argument("--app", choices=sorted(APPS), default="current",
                         help="the API as it is, or a variant measured against it (see app_with_async_parameter_check)")
@@ -686,7 +703,7 @@ def queries_under_load(args) -> list[str]:
     end, per_day = prepare_data(args)
     chosen, data = tenants(args, end)
     port = free_port()
-    api = start_api(args.database, args.workers, args.pool, port, args.app, args.pure_python)
+    api = start_api(args.database, args.workers, args.pool, port, args.app, args.pure_python, args.transport)
     out: list[str] = []
     try:
         load_before = os.getloadavg()
@@ -720,7 +737,7 @@ def queries_under_load(args) -> list[str]:
                                                                "quality_minute", "products_hour", "products_day",
                                                                "fraud_alerts", "fraud_incidents", "entity_features")))
     out.append(f"Tenants: largest {chosen[0].tenant_id}, median {chosen[1].tenant_id}.")
-    out.append(f"Server: uvicorn {args.workers} worker process(es) ({APPS[args.app]}), a pool of at most"
+    out.append(f"Server: uvicorn {args.workers} worker process(es) ({APPS[args.app]}, transport {args.transport}), a pool of at most"
                f" {args.pool} PostgreSQL connections each, no access log; PostgreSQL 15 as `vigil infra up` runs it."
                f" Clients: {args.clients}, closed loop ({f'{args.think_ms:g} ms' if args.think_ms else 'no'} think time), keep-alive HTTP/1.1, {args.seconds:g} s measured"
                f" per query and tenant after {args.warmup:g} s of warm-up; every answer 200 unless errors are shown.\n")
