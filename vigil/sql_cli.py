@@ -203,7 +203,7 @@ def submit_file(path: Path, savepoint: str | None = None, job_name: str | None =
     """Submit the SQL file as one detached job on the local cluster; return its job id. The file
     may use the catalog's tables; `${...}` placeholders of sql/ files are not filled in here.
     BadSqlInput (nothing submitted) for a file, job name or savepoint that cannot be used."""
-    job_name = job_name or default_job_name(path)
+    job_name = default_job_name(path) if job_name is None else job_name
     text = job_script(read_sql_file(path), job_name, savepoint)   # checked before the cluster is asked
     _require_cluster()
     script = sql_home() / f"job-{job_name}.sql"
@@ -243,6 +243,9 @@ def main(args) -> int:
         except BadSqlInput as error:
             print(f"vigil sql: {error}", file=sys.stderr)
             return 2
+        except (RuntimeError, subprocess.TimeoutExpired) as error:   # the SQL client refused it or hung
+            print(f"vigil sql: {error}", file=sys.stderr)
+            return 1
         print(f"submitted {args.file}: job id {job_id}; web UI {flink_cluster.ClusterSettings().rest_url}"
               f"/#/job/running/{job_id}/overview")
         return 0
