@@ -9,7 +9,8 @@ of 180 days, fraud and feature rows), in the database --database (vigil_bench_se
 afresh (4-11 minutes on 2 cores, with the machine's load). The queries' ranges end at the data's generation time, as
 serving_explain.py's do (a dashboard's "last hour", "today", "last 30 days").
 
-The API: started by this benchmark as `uvicorn vigil.api.app:create_app --factory` with
+The API: started by this benchmark as `vigil api` runs it (uvicorn, the app factory, the
+transport guard of vigil/api/transport_guard.py; `--transport plain` for uvicorn's own protocol) with
 --workers processes, each with a pool of at most --pool PostgreSQL connections (VIGIL_API_POOL_MAX),
 no access log, on 127.0.0.1 and a free port; stopped at the end (by its pid).
 
@@ -22,7 +23,7 @@ writing the request to reading the last byte of the answer. Every answer must be
 
     .venv/bin/python bench/analytics_queries.py [--reuse] [--clients 32] [--seconds 6]
         [--workers 2] [--pool 16] [--think-ms 0] [--pure-python] [--only TEXT]
-        [--app current|async-check] [--markdown FILE]
+        [--app current|async-check] [--transport guarded|plain] [--markdown FILE]
 
 Freshness, with --freshness: event appended to events.raw -> counted in the running window in
 the API, while the pipeline runs at --rate events/s. The benchmark sets the pipeline up on fresh
